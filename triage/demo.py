@@ -1,0 +1,78 @@
+"""The demo: an online store's taxonomy, knowledge base, users and sample tickets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+
+from kb.services import kb_import_abcd_jsonl
+from triage import services
+from triage.models import Intent, IntentExample, LocalModel, Ticket
+
+FIXTURES = Path(settings.BASE_DIR) / "fixtures"
+
+
+@dataclass(frozen=True)
+class DemoLogins:
+    agent: tuple[str, str]
+    admin: tuple[str, str]
+
+
+@transaction.atomic
+def taxonomy_load(*, intents_path: Path, utterances_path: Path) -> int:
+    """Load intents and their labelled examples; safe to run again (it adds nothing twice)."""
+    for item in json.loads(intents_path.read_text(encoding="utf-8")):
+        Intent.objects.update_or_create(
+            name=item["name"],
+            defaults={"category": item.get("category", ""), "description": item.get("description", ""),
+                      "sensitive": bool(item.get("sensitive", False))},
+        )
+    if IntentExample.objects.filter(source=IntentExample.Source.SEED).exists():
+        return 0
+    intents = {i.name: i for i in Intent.objects.all()}
+    with utterances_path.open(encoding="utf-8", newline="") as handle:
+        rows = [(r["utterance"], r["intent"]) for r in csv.DictReader(handle) if r["intent"] in intents]
+    IntentExample.objects.bulk_create(
+        IntentExample(intent=intents[label], text=text, source=IntentExample.Source.SEED) for text, label in rows
+    )
+    return len(rows)
+
+
+def users_ensure(*, password_agent: str, password_admin: str) -> DemoLogins:
+    agents, _ = Group.objects.get_or_create(name="agents")
+    admins, _ = Group.objects.get_or_create(name="admins")
+    agent, created = User.objects.get_or_create(username="agent", defaults={"email": "agent@tierdesk.localhost"})
+    if created:
+        agent.set_password(password_agent)
+        agent.save()
+    agent.groups.add(agents)
+    admin, created = User.objects.get_or_create(
+        username="admin", defaults={"email": "admin@tierdesk.localhost", "is_staff": True, "is_superuser": True}
+    )
+    if created:
+        admin.set_password(password_admin)
+        admin.save()
+    admin.groups.add(admins)
+    return DemoLogins(agent=("agent", password_agent), admin=("admin", password_admin))
+
+
+def seed(*, password_agent: str, password_admin: str) -> dict[str, object]:
+    added = taxonomy_load(intents_path=FIXTURES / "bitext" / "intents.json",
+                          utterances_path=FIXTURES / "bitext" / "utterances.csv")
+    articles = kb_import_abcd_jsonl(path=FIXTURES / "kb" / "abcd_guidelines.jsonl")
+    if not LocalModel.objects.filter(active=True).exists():
+        services.local_model_train()
+    logins = users_ensure(password_agent=password_agent, password_admin=password_admin)
+    sent = 0
+    if not Ticket.objects.filter(channel="demo").exists():
+        # The same intake the API uses, so the demo tickets go through the real pipeline.
+        for item in json.loads((FIXTURES / "sample_tickets.json").read_text(encoding="utf-8")):
+            services.ticket_create(**item, channel="demo")
+            sent += 1
+    return {"examples_added": added, "articles": articles, "tickets_sent": sent, "logins": logins}

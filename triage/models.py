@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
+from django.db import models
+from django.db.models import Q
+
+
+class Tier(models.TextChoices):
+    NANO = "nano"
+    MINI = "mini"
+    LARGE = "large"
+
+
+class Engine(models.TextChoices):
+    OPENAI = "openai"
+    LOCAL = "local"
+
+
+class Urgency(models.TextChoices):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+URGENCY_ORDER = {u.value: i for i, u in enumerate(Urgency)}
+
+
+class Sentiment(models.TextChoices):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class Lane(models.TextChoices):
+    MINI = "mini"
+    LARGE = "large"
+    HUMAN = "human"
+
+
+class ApiKey(models.Model):
+    name = models.CharField(max_length=100)
+    # Only a SHA-256 of the key is stored; the prefix lets an admin recognise a key in lists.
+    prefix = models.CharField(max_length=12, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Intent(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    category = models.CharField(max_length=100, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    # Routing contract, first cut: trust nano's label only above this confidence; sensitive → large.
+    confidence_threshold = models.FloatField(default=0.5)
+    sensitive = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IntentExample(models.Model):
+    class Source(models.TextChoices):
+        SEED = "seed"
+        CORRECTION = "correction"
+
+    intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="examples")
+    text = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SEED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class RoutingSettings(models.Model):
+    """The current global thresholds; one row, versioned on every change."""
+
+    version = models.PositiveIntegerField(default=1)
+    default_confidence_threshold = models.FloatField(default=0.5)
+    escalate_urgency = models.CharField(max_length=10, choices=Urgency.choices, default=Urgency.URGENT)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+
+class LocalModel(models.Model):
+    """A trained local-engine classifier, versioned with its evaluation scores."""
+
+    version = models.PositiveIntegerField(unique=True)
+    kind = models.CharField(max_length=100)
+    labels = models.JSONField()
+    n_examples = models.PositiveIntegerField()
+    metrics = models.JSONField(default=dict)
+    artifact = models.BinaryField()
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="one_active_local_model"),
+        ]
+
+
+class Ticket(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new"
+        CLASSIFYING = "classifying"
+        ROUTING = "routing"
+        DRAFTING = "drafting"
+        AWAITING_REVIEW = "awaiting_review"
+        NEEDS_HUMAN = "needs_human"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        FAILED = "failed"
+
+    subject = models.CharField(max_length=500)
+    body = models.TextField()
+    from_email = models.EmailField(max_length=320)
+    from_name = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    channel = models.CharField(max_length=20, default="api")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    # Current outcome, denormalised from the latest triage run and route for filtering the queue.
+    intent = models.ForeignKey(Intent, null=True, blank=True, on_delete=models.SET_NULL)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, blank=True)
+    sentiment = models.CharField(max_length=10, choices=Sentiment.choices, blank=True)
+    language = models.CharField(max_length=10, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    lane = models.CharField(max_length=10, choices=Lane.choices, blank=True)
+    high_risk = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["urgency"]),
+            models.Index(fields=["lane"]),
+            GinIndex(SearchVector("subject", "body", config="simple"), name="ticket_search_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"
+
+
+class IdempotencyRecord(models.Model):
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_uniq")]
+
+
+class TriageRun(models.Model):
+    """One classification of a ticket, by the tier and engine that produced it."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="triage_runs")
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    engine = models.CharField(max_length=10, choices=Engine.choices)
+    model = models.CharField(max_length=200)
+    intent = models.ForeignKey(Intent, null=True, on_delete=models.SET_NULL)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices)
+    sentiment = models.CharField(max_length=10, choices=Sentiment.choices)
+    language = models.CharField(max_length=10)
+    confidence = models.FloatField()
+    summary = models.CharField(max_length=500)
+    escalated_from = models.CharField(max_length=10, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class RouteDecision(models.Model):
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="route_decisions")
+    triage_run = models.ForeignKey(TriageRun, null=True, on_delete=models.CASCADE)
+    lane = models.CharField(max_length=10, choices=Lane.choices)
+    reasons = models.JSONField(default=list)
+    policy_version = models.PositiveIntegerField()
+    thresholds = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class ModelCall(models.Model):
+    class Step(models.TextChoices):
+        CLASSIFY = "classify"
+        DRAFT = "draft"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="model_calls")
+    step = models.CharField(max_length=10, choices=Step.choices)
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    engine = models.CharField(max_length=10, choices=Engine.choices)
+    model = models.CharField(max_length=200)
+    prompt_id = models.CharField(max_length=100)
+    prompt_version = models.PositiveIntegerField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    schema_valid = models.BooleanField(null=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class Draft(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="drafts")
+    route_decision = models.OneToOneField(RouteDecision, on_delete=models.CASCADE, related_name="draft")
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    engine = models.CharField(max_length=10, choices=Engine.choices)
+    model = models.CharField(max_length=200)
+    body = models.TextField()
+    grounded = models.BooleanField(default=False)
+    needs_review_reason = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Citation(models.Model):
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="citations")
+    # The passage as cited, kept even if the KB article is edited or retired later.
+    chunk = models.ForeignKey("kb.Chunk", null=True, on_delete=models.SET_NULL)
+    article = models.ForeignKey("kb.Article", null=True, on_delete=models.SET_NULL)
+    article_slug = models.CharField(max_length=255)
+    article_title = models.CharField(max_length=300)
+    article_version = models.PositiveIntegerField()
+    marker = models.PositiveSmallIntegerField()
+    excerpt = models.TextField()
+    score = models.FloatField()
+
+    class Meta:
+        ordering = ["marker"]
+
+
+class ReviewAction(models.Model):
+    """An agent's decision on a draft, with the difference between what was drafted and what was sent."""
+
+    class Action(models.TextChoices):
+        APPROVE = "approve"
+        EDIT_APPROVE = "edit_approve"
+        REJECT = "reject"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="reviews")
+    draft = models.ForeignKey(Draft, null=True, on_delete=models.CASCADE, related_name="reviews")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    drafted_text = models.TextField()
+    final_text = models.TextField(blank=True)
+    diff = models.TextField(blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class OutboundEmail(models.Model):
+    """One reply to send; the row is the outbox, claimed by a task so a retry cannot send twice."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="outbound_emails")
+    review = models.OneToOneField(ReviewAction, on_delete=models.CASCADE, related_name="outbound_email")
+    to_email = models.EmailField(max_length=320)
+    subject = models.CharField(max_length=600)
+    body = models.TextField()
+    message_id = models.CharField(max_length=300, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)

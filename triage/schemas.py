@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ninja import Field, Schema
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from pydantic import field_validator
+
+
+class TicketIn(Schema):
+    subject: str = Field(..., min_length=1, max_length=500)
+    body: str = Field(..., min_length=1, max_length=100_000)
+    from_email: str = Field(..., max_length=320)
+    from_name: str = Field("", max_length=200)
+    external_id: str = Field("", max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("subject", "body")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("from_email")
+    @classmethod
+    def valid_email(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            validate_email(value)
+        except ValidationError as exc:
+            raise ValueError("is not a valid email address") from exc
+        return value
+
+    @field_validator("from_name", "external_id", mode="before")
+    @classmethod
+    def none_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def none_is_empty_dict(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class ErrorOut(Schema):
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    ticket_id: int | None = None
+
+
+class TriageOut(Schema):
+    tier: str
+    engine: str
+    model: str
+    intent: str | None
+    urgency: str
+    sentiment: str
+    language: str
+    confidence: float
+    summary: str
+    escalated_from: str
+    created_at: datetime
+
+
+class RouteOut(Schema):
+    lane: str
+    reasons: list[str]
+    policy_version: int
+    thresholds: dict[str, Any]
+    created_at: datetime
+
+
+class CitationOut(Schema):
+    marker: int
+    article_slug: str
+    article_title: str
+    article_version: int
+    excerpt: str
+    score: float
+
+
+class DraftOut(Schema):
+    id: int
+    tier: str
+    engine: str
+    model: str
+    body: str
+    grounded: bool
+    needs_review_reason: str
+    status: str
+    citations: list[CitationOut]
+    created_at: datetime
+
+
+class ModelCallOut(Schema):
+    step: str
+    tier: str
+    engine: str
+    model: str
+    prompt_id: str
+    prompt_version: int
+    attempt: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: Decimal
+    latency_ms: int
+    schema_valid: bool | None
+    error: str
+
+
+class TicketSummaryOut(Schema):
+    id: int
+    status: str
+    subject: str
+    from_email: str
+    from_name: str
+    external_id: str
+    intent: str | None
+    urgency: str
+    sentiment: str
+    language: str
+    confidence: float | None
+    lane: str
+    high_risk: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TicketOut(TicketSummaryOut):
+    body: str
+    metadata: dict[str, Any]
+    channel: str
+    triage: TriageOut | None
+    route: RouteOut | None
+    draft: DraftOut | None
+    model_calls: list[ModelCallOut]
+
+
+class TicketPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    results: list[TicketSummaryOut]

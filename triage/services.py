@@ -1,0 +1,396 @@
+"""Writes. Each function runs in one transaction and defers side effects (tasks, email) to commit."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from kb.selectors import kb_search
+from triage import routing
+from triage.errors import ApplicationError
+from triage.llm import tiers
+from triage.llm.local import CLASSIFIER_KIND, LocalIntentModel
+from triage.models import (
+    ApiKey,
+    Citation,
+    Draft,
+    IdempotencyRecord,
+    Intent,
+    IntentExample,
+    LocalModel,
+    ModelCall,
+    OutboundEmail,
+    ReviewAction,
+    RouteDecision,
+    RoutingSettings,
+    Ticket,
+    TriageRun,
+)
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "tdk_"
+
+
+# --- API keys -----------------------------------------------------------------------------------
+
+def _hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_key_create(*, name: str) -> tuple[ApiKey, str]:
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(name=name, prefix=raw[:12], key_hash=_hash_key(raw))
+    return key, raw
+
+
+def api_key_authenticate(*, raw: str) -> ApiKey | None:
+    key = ApiKey.objects.filter(key_hash=_hash_key(raw), revoked_at__isnull=True).first()
+    if key is not None:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key
+
+
+# --- Intake -------------------------------------------------------------------------------------
+
+def _enqueue(task_name: str, *args: Any) -> None:
+    from triage import tasks
+
+    task = getattr(tasks, task_name)
+    transaction.on_commit(lambda: task.delay(*args))
+
+
+def _request_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ticket_create(
+    *,
+    subject: str,
+    body: str,
+    from_email: str,
+    from_name: str = "",
+    external_id: str = "",
+    metadata: dict[str, Any] | None = None,
+    channel: str = "api",
+    api_key: ApiKey | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Ticket, bool]:
+    """Store a ticket and queue its triage. Returns (ticket, created)."""
+    payload = {
+        "subject": subject, "body": body, "from_email": from_email, "from_name": from_name,
+        "external_id": external_id, "metadata": metadata or {},
+    }
+    if idempotency_key is not None and api_key is None:
+        raise ApplicationError("an Idempotency-Key needs an authenticated client")
+    digest = _request_hash(payload)
+    try:
+        with transaction.atomic():
+            if idempotency_key is not None:
+                existing = IdempotencyRecord.objects.select_related("ticket").filter(
+                    api_key=api_key, key=idempotency_key
+                ).first()
+                if existing is not None:
+                    return _replay(existing, digest), False
+            ticket = Ticket.objects.create(
+                subject=subject, body=body, from_email=from_email, from_name=from_name,
+                external_id=external_id, metadata=metadata or {}, channel=channel, api_key=api_key,
+            )
+            if idempotency_key is not None:
+                IdempotencyRecord.objects.create(
+                    api_key=api_key, key=idempotency_key, request_hash=digest, ticket=ticket
+                )
+            _enqueue("classify_ticket", ticket.pk)
+            return ticket, True
+    except IntegrityError:
+        # A concurrent request with the same key won the race; answer as it did.
+        existing = IdempotencyRecord.objects.select_related("ticket").get(api_key=api_key, key=idempotency_key)
+        return _replay(existing, digest), False
+
+
+def _replay(record: IdempotencyRecord, digest: str) -> Ticket:
+    if record.request_hash != digest:
+        raise ApplicationError(
+            "this Idempotency-Key was already used with a different request body",
+            status=422,
+            extra={"ticket_id": record.ticket_id},
+        )
+    return record.ticket
+
+
+# --- Pipeline steps -----------------------------------------------------------------------------
+
+def _store_calls(ticket_id: int, calls: list[tiers.CallRecord]) -> None:
+    ModelCall.objects.bulk_create(
+        ModelCall(
+            ticket_id=ticket_id, step=c.step, tier=c.tier, engine=c.engine, model=c.model,
+            prompt_id=c.prompt_id, prompt_version=c.prompt_version, attempt=c.attempt,
+            tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd, latency_ms=c.latency_ms,
+            schema_valid=c.schema_valid, error=c.error[:2000],
+        )
+        for c in calls
+    )
+
+
+def taxonomy() -> list[tiers.IntentInfo]:
+    return [tiers.IntentInfo(i.name, i.description or i.name.replace("_", " "))
+            for i in Intent.objects.order_by("name")]
+
+
+_local_cache: dict[str, Any] = {"version": None, "model": None}
+
+
+def local_model_active() -> LocalIntentModel | None:
+    row = LocalModel.objects.filter(active=True).only("version").first()
+    if row is None:
+        return None
+    if _local_cache["version"] != row.version:
+        artifact = LocalModel.objects.values_list("artifact", flat=True).get(pk=row.pk)
+        _local_cache["model"] = LocalIntentModel.loads(bytes(artifact))
+        _local_cache["version"] = row.version
+    return _local_cache["model"]  # type: ignore[no-any-return]
+
+
+def ticket_classify(*, ticket_id: int) -> None:
+    ticket = Ticket.objects.get(pk=ticket_id)
+    if ticket.status not in (Ticket.Status.NEW, Ticket.Status.CLASSIFYING):
+        return  # already classified: a redelivered task has nothing to do
+    Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(status=Ticket.Status.CLASSIFYING)
+    outcome = tiers.classify(
+        subject=ticket.subject, body=ticket.body, taxonomy=taxonomy(), local_model=local_model_active()
+    )
+    with transaction.atomic():
+        # Model calls cost money whether or not this run's result is kept, so they are always stored.
+        _store_calls(ticket_id, outcome.calls)
+        locked = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if locked.status not in (Ticket.Status.NEW, Ticket.Status.CLASSIFYING):
+            return
+        c = outcome.classification
+        if c is not None:
+            intent = Intent.objects.get(name=c.intent)
+            TriageRun.objects.create(
+                ticket=locked, tier=outcome.tier, engine=outcome.engine, model=outcome.model, intent=intent,
+                urgency=c.urgency, sentiment=c.sentiment, language=c.language, confidence=c.confidence,
+                summary=c.summary, escalated_from=outcome.escalated_from,
+            )
+            locked.intent, locked.urgency, locked.sentiment = intent, c.urgency, c.sentiment
+            locked.language, locked.confidence = c.language, c.confidence
+        locked.status = Ticket.Status.ROUTING
+        locked.save()
+        _enqueue("route_ticket", ticket_id)
+
+
+def routing_settings() -> RoutingSettings:
+    return RoutingSettings.objects.order_by("pk").first() or RoutingSettings.objects.create()
+
+
+def ticket_route(*, ticket_id: int) -> None:
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if ticket.status != Ticket.Status.ROUTING:
+            return
+        run = ticket.triage_runs.select_related("intent").first()
+        current = routing_settings()
+        thresholds = routing.Thresholds(
+            version=current.version, escalate_urgency=current.escalate_urgency,
+            default_confidence_threshold=current.default_confidence_threshold,
+        )
+        classification = contract = None
+        if run is not None and run.intent is not None:
+            classification = routing.Classification(
+                intent=run.intent.name, urgency=run.urgency, sentiment=run.sentiment, language=run.language,
+                confidence=run.confidence, summary=run.summary,
+            )
+            contract = routing.Contract(
+                intent=run.intent.name, confidence_threshold=run.intent.confidence_threshold,
+                sensitive=run.intent.sensitive,
+            )
+        decision = routing.route(classification, contract, thresholds)
+        RouteDecision.objects.create(
+            ticket=ticket, triage_run=run, lane=decision.lane, reasons=list(decision.reasons),
+            policy_version=current.version,
+            thresholds={
+                "escalate_urgency": thresholds.escalate_urgency,
+                "confidence_threshold": contract.confidence_threshold if contract
+                else thresholds.default_confidence_threshold,
+                "sensitive": contract.sensitive if contract else None,
+            },
+        )
+        ticket.lane = decision.lane
+        ticket.high_risk = decision.lane != "mini"
+        if decision.lane == "human":
+            ticket.status = Ticket.Status.NEEDS_HUMAN
+        else:
+            ticket.status = Ticket.Status.DRAFTING
+            _enqueue("draft_ticket", ticket_id)
+        ticket.save()
+
+
+def ticket_draft(*, ticket_id: int) -> None:
+    ticket = Ticket.objects.get(pk=ticket_id)
+    if ticket.status != Ticket.Status.DRAFTING:
+        return
+    decision = ticket.route_decisions.select_related("triage_run__intent").first()
+    if decision is None or decision.triage_run is None or Draft.objects.filter(route_decision=decision).exists():
+        return
+    run = decision.triage_run
+    found = [p for p in kb_search(query=f"{ticket.subject}\n{ticket.body}")
+             if p.similarity >= settings.KB_MIN_SIMILARITY]
+    passages = [tiers.Passage(marker=i, chunk_id=p.chunk_id, title=p.article_title, text=p.text)
+                for i, p in enumerate(found, 1)]
+    classification = routing.Classification(
+        intent=run.intent.name if run.intent else "", urgency=run.urgency, sentiment=run.sentiment,
+        language=run.language, confidence=run.confidence, summary=run.summary,
+    )
+    outcome = tiers.draft(
+        lane=decision.lane, subject=ticket.subject, body=ticket.body, from_name=ticket.from_name,
+        classification=classification, passages=passages,
+    )
+    with transaction.atomic():
+        _store_calls(ticket_id, outcome.calls)
+        locked = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if locked.status != Ticket.Status.DRAFTING or Draft.objects.filter(route_decision=decision).exists():
+            return
+        if outcome.body is None:
+            locked.status = Ticket.Status.NEEDS_HUMAN
+            locked.high_risk = True
+            locked.save()
+            return
+        draft = Draft.objects.create(
+            ticket=locked, route_decision=decision, tier=outcome.tier, engine=outcome.engine,
+            model=outcome.model, body=outcome.body, grounded=outcome.grounded,
+            needs_review_reason=outcome.needs_review_reason,
+        )
+        by_marker = {i: p for i, p in enumerate(found, 1)}
+        Citation.objects.bulk_create(
+            Citation(
+                draft=draft, chunk_id=by_marker[m].chunk_id, article_id=by_marker[m].article_id,
+                article_slug=by_marker[m].article_slug, article_title=by_marker[m].article_title,
+                article_version=by_marker[m].article_version, marker=m, excerpt=by_marker[m].text,
+                score=by_marker[m].score,
+            )
+            for m in outcome.cited
+        )
+        locked.status = Ticket.Status.AWAITING_REVIEW
+        if not outcome.grounded:
+            locked.high_risk = True
+        locked.save()
+
+
+# --- Review and reply ---------------------------------------------------------------------------
+
+def _diff(before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), "draft", "sent"
+    ))
+
+
+def _reply_subject(subject: str) -> str:
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+
+
+def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, final_text: str | None) -> ReviewAction:
+    with transaction.atomic():
+        draft = Draft.objects.select_for_update().select_related("ticket").filter(
+            pk=draft_id, ticket_id=ticket_id
+        ).first()
+        if draft is None:
+            raise ApplicationError("no such draft on this ticket", status=404)
+        if draft.status != Draft.Status.PENDING:
+            raise ApplicationError(f"this draft was already {draft.status}", status=409)
+        text = draft.body if final_text is None else final_text.strip()
+        if not text:
+            raise ApplicationError("the reply is empty")
+        edited = text != draft.body
+        review = ReviewAction.objects.create(
+            ticket=draft.ticket, draft=draft, user=user,
+            action=ReviewAction.Action.EDIT_APPROVE if edited else ReviewAction.Action.APPROVE,
+            drafted_text=draft.body, final_text=text, diff=_diff(draft.body, text) if edited else "",
+        )
+        draft.status = Draft.Status.APPROVED
+        draft.save(update_fields=["status"])
+        Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.APPROVED, updated_at=timezone.now())
+        domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">").strip()
+        outbound = OutboundEmail.objects.create(
+            ticket=draft.ticket, review=review, to_email=draft.ticket.from_email,
+            subject=_reply_subject(draft.ticket.subject), body=text,
+            message_id=f"<tierdesk.{ticket_id}.{uuid.uuid4().hex}@{domain}>",
+        )
+        _enqueue("send_outbound_email", outbound.pk)
+        return review
+
+
+def draft_reject(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, reason: str) -> ReviewAction:
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError("say why the draft is rejected")
+    with transaction.atomic():
+        draft = Draft.objects.select_for_update().filter(pk=draft_id, ticket_id=ticket_id).first()
+        if draft is None:
+            raise ApplicationError("no such draft on this ticket", status=404)
+        if draft.status != Draft.Status.PENDING:
+            raise ApplicationError(f"this draft was already {draft.status}", status=409)
+        review = ReviewAction.objects.create(
+            ticket_id=ticket_id, draft=draft, user=user, action=ReviewAction.Action.REJECT,
+            drafted_text=draft.body, reason=reason[:500],
+        )
+        draft.status = Draft.Status.REJECTED
+        draft.save(update_fields=["status"])
+        # The customer still needs an answer: the ticket goes to the human queue.
+        Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.NEEDS_HUMAN, updated_at=timezone.now())
+        return review
+
+
+def outbound_send(*, outbound_id: int) -> bool:
+    """Send one queued reply. The conditional claim means a redelivered task cannot send it twice."""
+    claimed = OutboundEmail.objects.filter(
+        pk=outbound_id, status__in=[OutboundEmail.Status.QUEUED, OutboundEmail.Status.FAILED]
+    ).update(status=OutboundEmail.Status.SENDING, attempts=F("attempts") + 1)
+    if claimed != 1:
+        return False
+    outbound = OutboundEmail.objects.select_related("ticket").get(pk=outbound_id)
+    message = EmailMessage(
+        subject=outbound.subject, body=outbound.body, to=[outbound.to_email],
+        headers={"Message-ID": outbound.message_id, "X-Tierdesk-Ticket": str(outbound.ticket_id)},
+    )
+    try:
+        message.send(fail_silently=False)
+    except Exception as exc:
+        OutboundEmail.objects.filter(pk=outbound_id).update(
+            status=OutboundEmail.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        raise
+    OutboundEmail.objects.filter(pk=outbound_id).update(
+        status=OutboundEmail.Status.SENT, sent_at=timezone.now(), last_error=""
+    )
+    return True
+
+
+# --- Local engine training ----------------------------------------------------------------------
+
+def local_model_train(*, c: float = 10.0) -> LocalModel:
+    rows = list(IntentExample.objects.values_list("text", "intent__name"))
+    if not rows:
+        raise ApplicationError("there are no labelled examples to train on")
+    texts, labels = [r[0] for r in rows], [r[1] for r in rows]
+    model = LocalIntentModel.train(texts, labels, c=c)
+    with transaction.atomic():
+        version = (LocalModel.objects.select_for_update().order_by("-version").values_list("version", flat=True)
+                   .first() or 0) + 1
+        LocalModel.objects.filter(active=True).update(active=False)
+        return LocalModel.objects.create(
+            version=version, kind=CLASSIFIER_KIND, labels=sorted(set(labels)), n_examples=len(rows),
+            metrics={}, artifact=model.dumps(), active=True,
+        )

@@ -1,0 +1,37 @@
+"""Celery tasks: each takes an id, calls one service, and is safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from triage import services
+
+PIPELINE = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(name="triage.classify_ticket", **PIPELINE)
+def classify_ticket(ticket_id: int) -> None:
+    services.ticket_classify(ticket_id=ticket_id)
+
+
+@shared_task(name="triage.route_ticket", **PIPELINE)
+def route_ticket(ticket_id: int) -> None:
+    services.ticket_route(ticket_id=ticket_id)
+
+
+@shared_task(name="triage.draft_ticket", **PIPELINE)
+def draft_ticket(ticket_id: int) -> None:
+    services.ticket_draft(ticket_id=ticket_id)
+
+
+# SMTP faults are transient more often than not; the outbox row's claim makes a retry safe.
+@shared_task(
+    name="triage.send_outbound_email",
+    autoretry_for=(OSError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=8,
+    **PIPELINE,
+)
+def send_outbound_email(outbound_id: int) -> None:
+    services.outbound_send(outbound_id=outbound_id)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from triage import selectors, services
+from triage.errors import ApplicationError
+from triage.models import Lane, Ticket, Urgency
+
+AGENT_GROUPS = ("agents", "admins")
+QUEUE_PAGE_SIZE = 50
+IN_PROGRESS = {Ticket.Status.NEW, Ticket.Status.CLASSIFYING, Ticket.Status.ROUTING, Ticket.Status.DRAFTING}
+
+
+def is_agent(user: Any) -> bool:
+    return bool(user.is_authenticated and (
+        user.is_superuser or user.groups.filter(name__in=AGENT_GROUPS).exists()
+    ))
+
+
+def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed-in agents and admins only; anyone else gets a 404, never a hint that the page exists."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_agent(request.user):
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _ticket_for_user(request: HttpRequest, ticket_id: int) -> Ticket:
+    ticket = selectors.ticket_detail(ticket_id=ticket_id)
+    if ticket is None:
+        raise Http404
+    return ticket
+
+
+@require_GET
+@agent_required
+def queue(request: HttpRequest) -> HttpResponse:
+    filters = {k: request.GET.get(k) or None for k in ("status", "urgency", "lane", "search")}
+    tickets = list(selectors.ticket_list(**filters)[:QUEUE_PAGE_SIZE])
+    context = {
+        "tickets": tickets, "filters": filters, "statuses": Ticket.Status.choices,
+        "urgencies": Urgency.choices, "lanes": Lane.choices,
+    }
+    template = "triage/queue.html#queue-rows" if request.htmx else "triage/queue.html"
+    response = render(request, template, context)
+    response["Vary"] = "HX-Request"
+    return response
+
+
+@require_GET
+@agent_required
+def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    ticket = _ticket_for_user(request, ticket_id)
+    context = {
+        "ticket": ticket,
+        "run": next(iter(ticket.triage_runs.all()), None),
+        "decision": next(iter(ticket.route_decisions.all()), None),
+        "draft": next(iter(ticket.drafts.all()), None),
+        "calls": list(ticket.model_calls.all()),
+        "reviews": list(ticket.reviews.all()),
+        "outbound": list(ticket.outbound_emails.all()),
+        "in_progress": ticket.status in IN_PROGRESS,
+    }
+    template = "triage/ticket.html#ticket-body" if request.htmx else "triage/ticket.html"
+    response = render(request, template, context)
+    response["Vary"] = "HX-Request"
+    return response
+
+
+@require_POST
+@agent_required
+def draft_approve(request: HttpRequest, ticket_id: int, draft_id: int) -> HttpResponse:
+    _ticket_for_user(request, ticket_id)
+    try:
+        services.draft_approve(
+            ticket_id=ticket_id, draft_id=draft_id, user=request.user, final_text=request.POST.get("body"),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Reply approved and queued for sending.")
+    return redirect("ticket_detail", ticket_id=ticket_id)
+
+
+@require_POST
+@agent_required
+def draft_reject(request: HttpRequest, ticket_id: int, draft_id: int) -> HttpResponse:
+    _ticket_for_user(request, ticket_id)
+    try:
+        services.draft_reject(
+            ticket_id=ticket_id, draft_id=draft_id, user=request.user, reason=request.POST.get("reason", ""),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Draft rejected; the ticket is in the human queue.")
+    return redirect("ticket_detail", ticket_id=ticket_id)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
