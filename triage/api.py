@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Query, Schema
+from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
@@ -101,7 +101,7 @@ def _summary(ticket: Ticket) -> dict[str, Any]:
     description="Send an `Idempotency-Key` header to make retries safe: the same key and body return the "
     "original ticket (200); the same key with a different body is refused (422).",
 )
-def create_ticket(request: HttpRequest, payload: TicketIn) -> tuple[int, dict[str, Any]]:
+def create_ticket(request: HttpRequest, payload: TicketIn) -> Status:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY:
         raise ApplicationError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
@@ -110,15 +110,15 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> tuple[int, dict[st
     )
     detail = selectors.ticket_detail(ticket_id=ticket.pk)
     assert detail is not None
-    return (201 if created else 200), _ticket_out(detail)
+    return Status(201 if created else 200, _ticket_out(detail))
 
 
 @api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: ErrorOut}, summary="A ticket with its triage")
-def get_ticket(request: HttpRequest, ticket_id: int) -> tuple[int, dict[str, Any]]:
+def get_ticket(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
     ticket = selectors.ticket_detail(ticket_id=ticket_id)
     if ticket is None:
         raise ApplicationError("ticket not found", status=404)
-    return 200, _ticket_out(ticket)
+    return _ticket_out(ticket)
 
 
 class TicketFilters(Schema):

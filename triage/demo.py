@@ -62,6 +62,19 @@ def users_ensure(*, password_agent: str, password_admin: str) -> DemoLogins:
     return DemoLogins(agent=("agent", password_agent), admin=("admin", password_admin))
 
 
+def demo_api_key(*, key_file: Path) -> str:
+    """The demo's API key: created once, kept (mode 600) in the state directory so each run can print it."""
+    if key_file.exists():
+        raw = key_file.read_text().strip()
+        if services.api_key_authenticate(raw=raw) is not None:
+            return raw
+    _key, raw = services.api_key_create(name="demo")
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(raw)
+    key_file.chmod(0o600)
+    return raw
+
+
 def seed(*, password_agent: str, password_admin: str) -> dict[str, object]:
     added = taxonomy_load(intents_path=FIXTURES / "bitext" / "intents.json",
                           utterances_path=FIXTURES / "bitext" / "utterances.csv")
