@@ -22,11 +22,21 @@ def _get_model() -> Any:
         return _model
 
 
+_CACHE_LIMIT = 4096
+_cache: dict[str, np.ndarray] = {}
+
+
 def embed_passages(texts: list[str]) -> np.ndarray:
+    """Embed passages, reusing this process's vectors for texts it has embedded before (re-indexing)."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    vectors = _get_model().passage(list(texts))
-    return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+    missing = list(dict.fromkeys(t for t in texts if t not in _cache))
+    if missing:
+        vectors = np.asarray(_get_model().passage(missing), dtype=np.float32).reshape(len(missing), -1)
+        if len(_cache) + len(missing) > _CACHE_LIMIT:
+            _cache.clear()
+        _cache.update(zip(missing, vectors))
+    return np.stack([_cache[t] for t in texts])
 
 
 def embed_query(text: str) -> np.ndarray:
