@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
+from django.db.models import TextField, Value
 
 from kb.embeddings import embed_passages
 from kb.models import Article, Chunk
@@ -81,8 +82,10 @@ def article_index(*, article: Article) -> None:
         )
         for i, piece in enumerate(pieces)
     )
+    # The article title ranks with the section heading: a passage deep in "Recover Username" is
+    # still about usernames even when its own text never says so.
     Chunk.objects.filter(article=article).update(
-        search=SearchVector("heading", weight="A", config="english")
+        search=SearchVector(Value(article.title, output_field=TextField()), "heading", weight="A", config="english")
         + SearchVector("text", weight="B", config="english")
     )
 
