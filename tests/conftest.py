@@ -85,3 +85,16 @@ def wait_for(predicate: Any, *, timeout: float = 60.0, interval: float = 0.2) ->
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout:g}s")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Before Django drops the test database, end sessions that a worker or live server left open."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -185,8 +185,7 @@ def compose_draft(
     scored.sort(key=lambda s: -s[0])
     chosen = sorted(scored[:3], key=lambda s: (s[1], s[2]))
     greeting = f"Hi {from_name.split()[0]}," if from_name.strip() else "Hello,"
-    topic = intent.replace("_", " ")
-    lines = [greeting, "", f"Thank you for contacting us about {topic}."]
+    lines = [greeting, "", "Thank you for getting in touch."]
     cited: list[int] = []
     if chosen:
         lines += ["", "Here is what applies to your request:"]

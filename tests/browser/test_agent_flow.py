@@ -1,0 +1,90 @@
+"""An agent in Debian's chromium: signs in, opens a drafted ticket, edits and approves, and the email is sent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from tests.conftest import wait_for
+from tests.support import data
+from triage import services
+from triage.models import OutboundEmail, Ticket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".tierdesk" / "test-artifacts"
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is required: apt-get install chromium"
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes between
+    # browser steps are ordinary synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=executable, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            yield context.new_page()
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def test_an_agent_edits_and_approves_a_draft_and_the_customer_gets_it(
+    celery_worker: None, live_server: Any, smtp_server: Any, page: Any
+) -> None:
+    data.seed_small()
+    agent = User.objects.create_user("alice", password="alice-pass-4821")
+    agent.groups.add(Group.objects.get_or_create(name="agents")[0])
+    ticket, _ = services.ticket_create(
+        subject="Forgot my password", body="I can't remember my password and cannot log in. Please help.",
+        from_email="sam.browser@example.com", from_name="Sam Carter",
+    )
+    wait_for(lambda: Ticket.objects.get(pk=ticket.pk).status == "awaiting_review", timeout=90)
+
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("alice-pass-4821")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Queue").wait_for()
+    page.get_by_role("link", name="Forgot my password").click()
+
+    page.get_by_test_id("intent").wait_for()
+    assert page.get_by_test_id("intent").inner_text() == "recover_password"
+    assert "local engine" in page.locator(".engine").first.inner_text()
+    editor = page.get_by_test_id("draft-body")
+    original = editor.input_value()
+    assert "Hi Sam," in original and "[1]" in original
+    editor.fill(original.replace("Kind regards,", "I have also sent you a reset link.\n\nKind regards,"))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ticket.png"), full_page=True)
+    page.get_by_test_id("approve").click()
+    page.get_by_text("Reply approved and queued for sending.").wait_for()
+
+    messages = wait_for(lambda: smtp_server.to("sam.browser@example.com"), timeout=60)
+    [message] = messages
+    assert message["Subject"] == "Re: Forgot my password"
+    assert "I have also sent you a reset link." in message.get_content()
+    outbound = OutboundEmail.objects.get(ticket=ticket)
+    assert outbound.status == "sent" and message["Message-ID"] == outbound.message_id
+    review = outbound.review
+    assert review.user == agent and review.action == "edit_approve"
+    assert "+I have also sent you a reset link." in review.diff
+
+    page.reload()
+    assert page.get_by_test_id("outbound-status").inner_text() == "sent"
+    assert page.get_by_test_id("ticket-status").inner_text() == "Approved"
