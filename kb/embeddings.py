@@ -35,7 +35,7 @@ def embed_passages(texts: list[str]) -> np.ndarray:
         vectors = np.asarray(_get_model().passage(missing), dtype=np.float32).reshape(len(missing), -1)
         if len(_cache) + len(missing) > _CACHE_LIMIT:
             _cache.clear()
-        _cache.update(zip(missing, vectors))
+        _cache.update(zip(missing, vectors, strict=True))
     return np.stack([_cache[t] for t in texts])
 
 

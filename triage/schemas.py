@@ -4,9 +4,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ninja import Field, Schema
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from ninja import Field, Schema
 from pydantic import field_validator
 
 
