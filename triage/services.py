@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -66,10 +67,46 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
 # --- Intake -------------------------------------------------------------------------------------
 
 def _enqueue(task_name: str, *args: Any) -> None:
+    """Queue a task once the transaction commits. A broker outage never fails the request: the row is
+    already stored, and the sweeper re-queues work that has not moved."""
     from triage import tasks
 
     task = getattr(tasks, task_name)
-    transaction.on_commit(lambda: task.delay(*args))
+
+    def send() -> None:
+        try:
+            task.apply_async(args=args, retry=False)
+        except Exception:  # kombu/redis raise a variety of connection errors
+            logger.warning("broker unavailable; %s%r left for the sweeper", task_name, args, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+# A step that has not moved for this long is presumed lost (worker killed, broker restarted).
+STALLED_AFTER = timedelta(minutes=2)
+_STEP_TASKS = {
+    Ticket.Status.NEW: "classify_ticket",
+    Ticket.Status.CLASSIFYING: "classify_ticket",
+    Ticket.Status.ROUTING: "route_ticket",
+    Ticket.Status.DRAFTING: "draft_ticket",
+}
+
+
+def stalled_work_requeue(*, older_than: timedelta = STALLED_AFTER, limit: int = 500) -> int:
+    """Re-queue pipeline steps and outbox rows that have not moved; every step is safe to run twice."""
+    cutoff = timezone.now() - older_than
+    count = 0
+    stalled = Ticket.objects.filter(status__in=list(_STEP_TASKS), updated_at__lt=cutoff).values_list("pk", "status")
+    for ticket_id, status in stalled[:limit]:
+        with transaction.atomic():
+            _enqueue(_STEP_TASKS[status], ticket_id)
+        count += 1
+    queued = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, created_at__lt=cutoff)
+    for outbound_id in queued.values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            _enqueue("send_outbound_email", outbound_id)
+        count += 1
+    return count
 
 
 def _request_hash(payload: dict[str, Any]) -> str:
@@ -167,7 +204,9 @@ def ticket_classify(*, ticket_id: int) -> None:
     ticket = Ticket.objects.get(pk=ticket_id)
     if ticket.status not in (Ticket.Status.NEW, Ticket.Status.CLASSIFYING):
         return  # already classified: a redelivered task has nothing to do
-    Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(status=Ticket.Status.CLASSIFYING)
+    Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(
+        status=Ticket.Status.CLASSIFYING, updated_at=timezone.now()
+    )
     outcome = tiers.classify(
         subject=ticket.subject, body=ticket.body, taxonomy=taxonomy(), local_model=local_model_active()
     )

@@ -175,6 +175,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "pipeline"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must not hang a web request while the broker is down; the sweeper covers the gap.
+CELERY_BROKER_CONNECTION_TIMEOUT = envfloat("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-work": {"task": "triage.requeue_stalled_work", "schedule": envfloat("TIERDESK_SWEEP_SECONDS", 60.0)},
+}
 
 # --- Model tiers ------------------------------------------------------------------------------
 # Each tier reads TIERDESK_<TIER>_MODEL/_BASE_URL/_API_KEY, falling back to OPENAI_*; a tier with no

@@ -35,3 +35,8 @@ def draft_ticket(ticket_id: int) -> None:
 )
 def send_outbound_email(outbound_id: int) -> None:
     services.outbound_send(outbound_id=outbound_id)
+
+
+@shared_task(name="triage.requeue_stalled_work", acks_late=True)
+def requeue_stalled_work() -> int:
+    return services.stalled_work_requeue()
