@@ -73,12 +73,20 @@ def _ticket_out(ticket: Ticket) -> dict[str, Any]:
             "sentiment": run.sentiment, "language": run.language, "confidence": run.confidence,
             "summary": run.summary, "escalated_from": run.escalated_from, "created_at": run.created_at,
         },
-        "route": decision,
+        "route": None if decision is None else {
+            "lane": decision.lane, "reasons": decision.reasons,
+            "contract_version": decision.contract.version if decision.contract else None,
+            "switches_version": decision.switches_version, "human_review_required": decision.human_review_required,
+            "drafts_allowed": decision.drafts_allowed, "top_similarity": decision.top_similarity,
+            "thresholds": decision.thresholds, "created_at": decision.created_at,
+        },
         "draft": None if draft is None else {
             "id": draft.pk, "tier": draft.tier, "engine": draft.engine, "model": draft.model,
             "body": draft.body, "grounded": draft.grounded, "needs_review_reason": draft.needs_review_reason,
+            "gates_passed": draft.gates_passed, "attempts": draft.attempts,
             "status": draft.status, "citations": list(draft.citations.all()), "created_at": draft.created_at,
         },
+        "gate_results": list(ticket.gate_results.all()),
         "model_calls": list(ticket.model_calls.all()),
     }
 
@@ -89,7 +97,8 @@ def _summary(ticket: Ticket) -> dict[str, Any]:
         "from_name": ticket.from_name, "external_id": ticket.external_id,
         "intent": ticket.intent.name if ticket.intent else None, "urgency": ticket.urgency,
         "sentiment": ticket.sentiment, "language": ticket.language, "confidence": ticket.confidence,
-        "lane": ticket.lane, "high_risk": ticket.high_risk, "created_at": ticket.created_at,
+        "lane": ticket.lane, "high_risk": ticket.high_risk, "human_review_required": ticket.human_review_required,
+        "created_at": ticket.created_at,
         "updated_at": ticket.updated_at,
     }
 

@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from kb.services import kb_import_abcd_jsonl
-from triage import services
-from triage.models import Intent, IntentExample, LocalModel, Ticket
+from triage import controls, services
+from triage.models import Contract, Customer, Intent, IntentExample, LocalModel, Ticket
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
 
@@ -75,6 +75,22 @@ def demo_api_key(*, key_file: Path) -> str:
     return raw
 
 
+def policy_ensure() -> None:
+    """The demo's routing policy: a default contract, stricter contracts for risky intents, gate rules."""
+    controls.gate_rules_seed()
+    controls.switches_row()
+    if not Contract.objects.filter(intent__isnull=True).exists():
+        controls.contract_publish(actor=None, intent=None, quality_bar=0.5, latency_budget_s=60, risk="low",
+                                  escalate_urgency="urgent", drafts_allowed=True, fallback="escalate")
+    risky = {"payment_issue": "high", "delete_account": "high", "complaint": "medium", "get_refund": "medium"}
+    for name, risk in risky.items():
+        intent = Intent.objects.filter(name=name).first()
+        if intent is not None and not Contract.objects.filter(intent=intent).exists():
+            controls.contract_publish(actor=None, intent=intent, quality_bar=0.6, latency_budget_s=120, risk=risk,
+                                      escalate_urgency="high", drafts_allowed=True, fallback="escalate")
+    Customer.objects.get_or_create(email="jordan.p@example.com", defaults={"name": "Jordan Patel", "vip": True})
+
+
 def seed(*, password_agent: str, password_admin: str) -> dict[str, object]:
     added = taxonomy_load(intents_path=FIXTURES / "bitext" / "intents.json",
                           utterances_path=FIXTURES / "bitext" / "utterances.csv")
@@ -82,6 +98,7 @@ def seed(*, password_agent: str, password_admin: str) -> dict[str, object]:
     if not LocalModel.objects.filter(active=True).exists():
         services.local_model_train()
     logins = users_ensure(password_agent=password_agent, password_admin=password_admin)
+    policy_ensure()
     sent = 0
     if not Ticket.objects.filter(channel="demo").exists():
         # The same intake the API uses, so the demo tickets go through the real pipeline.

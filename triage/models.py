@@ -40,6 +40,36 @@ class Lane(models.TextChoices):
     HUMAN = "human"
 
 
+class Risk(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Fallback(models.TextChoices):
+    RETRY = "retry", "Retry the same tier"
+    ESCALATE = "escalate", "Escalate a tier"
+    HUMAN = "human", "Fail closed to the human queue"
+
+
+class BudgetAction(models.TextChoices):
+    DOWNGRADE = "downgrade", "Downgrade to a cheaper tier"
+    HUMAN = "human", "Human only"
+    STOP = "stop", "Stop automatic processing"
+
+
+class Customer(models.Model):
+    email = models.EmailField(max_length=320, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    vip = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email
+
+
 class ApiKey(models.Model):
     name = models.CharField(max_length=100)
     # Only a SHA-256 of the key is stored; the prefix lets an admin recognise a key in lists.
@@ -57,8 +87,7 @@ class Intent(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     category = models.CharField(max_length=100, blank=True)
     description = models.CharField(max_length=300, blank=True)
-    # Routing contract, first cut: trust nano's label only above this confidence; sensitive → large.
-    confidence_threshold = models.FloatField(default=0.5)
+    # An admin marks an intent sensitive: its tickets always go to large.
     sensitive = models.BooleanField(default=False)
 
     class Meta:
@@ -79,14 +108,110 @@ class IntentExample(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class RoutingSettings(models.Model):
-    """The current global thresholds; one row, versioned on every change."""
+class Contract(models.Model):
+    """One version of an intent's routing contract (intent NULL: the default). Rows are never edited."""
+
+    intent = models.ForeignKey(Intent, null=True, blank=True, on_delete=models.CASCADE, related_name="contracts")
+    version = models.PositiveIntegerField()
+    quality_bar = models.FloatField(default=0.5, help_text="minimum confidence to trust nano's label")
+    latency_budget_s = models.PositiveIntegerField(default=60, help_text="seconds from intake to a draft")
+    risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.LOW)
+    escalate_urgency = models.CharField(max_length=10, choices=Urgency.choices, default=Urgency.URGENT)
+    drafts_allowed = models.BooleanField(default=True)
+    fallback = models.CharField(max_length=10, choices=Fallback.choices, default=Fallback.ESCALATE)
+    daily_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    budget_action = models.CharField(max_length=10, choices=BudgetAction.choices, default=BudgetAction.DOWNGRADE)
+    # Progressive rollout: this share of tickets (by a stable hash of the ticket id) uses this version;
+    # the rest keep the previous one.
+    rollout_percent = models.PositiveSmallIntegerField(default=100)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["intent_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["intent", "version"], name="contract_intent_version_uniq",
+                                    nulls_distinct=False),
+            models.CheckConstraint(condition=Q(rollout_percent__lte=100), name="contract_rollout_le_100"),
+            models.CheckConstraint(condition=Q(quality_bar__gte=0) & Q(quality_bar__lte=1),
+                                   name="contract_quality_bar_0_1"),
+        ]
+
+
+class Switches(models.Model):
+    """The admin's runtime switches: one row, its version bumped on every change."""
 
     version = models.PositiveIntegerField(default=1)
-    default_confidence_threshold = models.FloatField(default=0.5)
-    escalate_urgency = models.CharField(max_length=10, choices=Urgency.choices, default=Urgency.URGENT)
-    updated_at = models.DateTimeField(auto_now=True)
+    force_mini = models.BooleanField(default=False, help_text="bypass nano: mini classifies every ticket")
+    drafts_off = models.BooleanField(default=False)
+    large_off = models.BooleanField(default=False, help_text="escalations go to humans")
+    nano_enabled = models.BooleanField(default=True)
+    mini_enabled = models.BooleanField(default=True)
+    large_enabled = models.BooleanField(default=True)
+    nano_daily_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    mini_daily_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    large_daily_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    budget_action = models.CharField(max_length=10, choices=BudgetAction.choices, default=BudgetAction.DOWNGRADE)
+    weak_retrieval_below = models.FloatField(default=0.80, help_text="top KB similarity under this escalates")
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class AuditEvent(models.Model):
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=100, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class GateRule(models.Model):
+    """An output gate an admin edits; checked on every draft whichever tier wrote it."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    category = models.CharField(max_length=30)
+    pattern = models.TextField()
+    message = models.CharField(max_length=300)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category", "name"]
+
+
+class PromptVersion(models.Model):
+    """A versioned prompt. The active version serves traffic; a candidate can roll out by percentage."""
+
+    prompt_id = models.CharField(max_length=50)
+    version = models.PositiveIntegerField()
+    system = models.TextField()
+    rollout_percent = models.PositiveSmallIntegerField(default=0)
+    active = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["prompt_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["prompt_id", "version"], name="prompt_version_uniq")]
+
+
+class ShadowConfig(models.Model):
+    """A candidate run beside production on a share of live tickets; its results never reach an agent."""
+
+    name = models.CharField(max_length=100)
+    step = models.CharField(max_length=10, choices=[("classify", "classify"), ("draft", "draft")])
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    model = models.CharField(max_length=200, blank=True, help_text="blank: the tier's configured model")
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    percent = models.PositiveSmallIntegerField(default=10)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class LocalModel(models.Model):
@@ -127,6 +252,7 @@ class Ticket(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     channel = models.CharField(max_length=20, default="api")
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     # Current outcome, denormalised from the latest triage run and route for filtering the queue.
     intent = models.ForeignKey(Intent, null=True, blank=True, on_delete=models.SET_NULL)
@@ -136,6 +262,7 @@ class Ticket(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     lane = models.CharField(max_length=10, choices=Lane.choices, blank=True)
     high_risk = models.BooleanField(default=False)
+    human_review_required = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -188,8 +315,14 @@ class RouteDecision(models.Model):
     triage_run = models.ForeignKey(TriageRun, null=True, on_delete=models.CASCADE)
     lane = models.CharField(max_length=10, choices=Lane.choices)
     reasons = models.JSONField(default=list)
-    policy_version = models.PositiveIntegerField()
+    contract = models.ForeignKey(Contract, null=True, on_delete=models.PROTECT)
+    switches_version = models.PositiveIntegerField(default=1)
     thresholds = models.JSONField(default=dict)
+    human_review_required = models.BooleanField(default=False)
+    drafts_allowed = models.BooleanField(default=True)
+    # What retrieval returned for this ticket; the draft uses exactly these passages.
+    retrieved = models.JSONField(default=list)
+    top_similarity = models.FloatField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -200,9 +333,11 @@ class ModelCall(models.Model):
     class Step(models.TextChoices):
         CLASSIFY = "classify"
         DRAFT = "draft"
+        SHADOW_CLASSIFY = "shadow_classify"
+        SHADOW_DRAFT = "shadow_draft"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="model_calls")
-    step = models.CharField(max_length=10, choices=Step.choices)
+    step = models.CharField(max_length=20, choices=Step.choices)
     tier = models.CharField(max_length=10, choices=Tier.choices)
     engine = models.CharField(max_length=10, choices=Engine.choices)
     model = models.CharField(max_length=200)
@@ -229,6 +364,9 @@ class Draft(models.Model):
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="drafts")
     route_decision = models.OneToOneField(RouteDecision, on_delete=models.CASCADE, related_name="draft")
+    # Tiers tried before this one produced the draft shown (a failed gate regenerates with the next tier).
+    attempts = models.JSONField(default=list)
+    gates_passed = models.BooleanField(default=True)
     tier = models.CharField(max_length=10, choices=Tier.choices)
     engine = models.CharField(max_length=10, choices=Engine.choices)
     model = models.CharField(max_length=200)
@@ -256,6 +394,43 @@ class Citation(models.Model):
 
     class Meta:
         ordering = ["marker"]
+
+
+class GateResult(models.Model):
+    """One output gate's verdict on one draft attempt, for pass/fail counts per gate and tier."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="gate_results")
+    draft = models.ForeignKey(Draft, null=True, on_delete=models.CASCADE, related_name="gate_results")
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    gate = models.CharField(max_length=100)
+    category = models.CharField(max_length=30)
+    passed = models.BooleanField()
+    matches = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class ShadowResult(models.Model):
+    config = models.ForeignKey(ShadowConfig, on_delete=models.CASCADE, related_name="results")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="shadow_results")
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    engine = models.CharField(max_length=10, choices=Engine.choices)
+    model = models.CharField(max_length=200)
+    intent = models.CharField(max_length=100, blank=True)
+    urgency = models.CharField(max_length=10, blank=True)
+    lane = models.CharField(max_length=10, blank=True)
+    draft_body = models.TextField(blank=True)
+    draft_similarity = models.FloatField(null=True)
+    gates_passed = models.BooleanField(null=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["config", "ticket"], name="shadow_result_once")]
 
 
 class ReviewAction(models.Model):

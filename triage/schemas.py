@@ -69,9 +69,21 @@ class TriageOut(Schema):
 class RouteOut(Schema):
     lane: str
     reasons: list[str]
-    policy_version: int
+    contract_version: int | None
+    switches_version: int
+    human_review_required: bool
+    drafts_allowed: bool
+    top_similarity: float | None
     thresholds: dict[str, Any]
     created_at: datetime
+
+
+class GateResultOut(Schema):
+    tier: str
+    gate: str
+    category: str
+    passed: bool
+    matches: list[str]
 
 
 class CitationOut(Schema):
@@ -91,6 +103,8 @@ class DraftOut(Schema):
     body: str
     grounded: bool
     needs_review_reason: str
+    gates_passed: bool
+    attempts: list[dict[str, Any]]
     status: str
     citations: list[CitationOut]
     created_at: datetime
@@ -126,6 +140,7 @@ class TicketSummaryOut(Schema):
     confidence: float | None
     lane: str
     high_risk: bool
+    human_review_required: bool
     created_at: datetime
     updated_at: datetime
 
@@ -137,6 +152,7 @@ class TicketOut(TicketSummaryOut):
     triage: TriageOut | None
     route: RouteOut | None
     draft: DraftOut | None
+    gate_results: list[GateResultOut]
     model_calls: list[ModelCallOut]
 
 

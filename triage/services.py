@@ -18,26 +18,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kb.selectors import kb_search
-from triage import routing
 from triage.errors import ApplicationError
-from triage.llm import tiers
 from triage.llm.local import CLASSIFIER_KIND, LocalIntentModel
 from triage.models import (
     ApiKey,
-    Citation,
+    Customer,
     Draft,
     IdempotencyRecord,
-    Intent,
     IntentExample,
     LocalModel,
-    ModelCall,
     OutboundEmail,
     ReviewAction,
-    RouteDecision,
-    RoutingSettings,
     Ticket,
-    TriageRun,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,7 +58,7 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
 
 # --- Intake -------------------------------------------------------------------------------------
 
-def _enqueue(task_name: str, *args: Any) -> None:
+def enqueue(task_name: str, *args: Any) -> None:
     """Queue a task once the transaction commits. A broker outage never fails the request: the row is
     already stored, and the sweeper re-queues work that has not moved."""
     from triage import tasks
@@ -99,12 +91,12 @@ def stalled_work_requeue(*, older_than: timedelta = STALLED_AFTER, limit: int = 
     stalled = Ticket.objects.filter(status__in=list(_STEP_TASKS), updated_at__lt=cutoff).values_list("pk", "status")
     for ticket_id, status in stalled[:limit]:
         with transaction.atomic():
-            _enqueue(_STEP_TASKS[status], ticket_id)
+            enqueue(_STEP_TASKS[status], ticket_id)
         count += 1
     queued = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, created_at__lt=cutoff)
     for outbound_id in queued.values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
-            _enqueue("send_outbound_email", outbound_id)
+            enqueue("send_outbound_email", outbound_id)
         count += 1
     return count
 
@@ -144,12 +136,13 @@ def ticket_create(
             ticket = Ticket.objects.create(
                 subject=subject, body=body, from_email=from_email, from_name=from_name,
                 external_id=external_id, metadata=metadata or {}, channel=channel, api_key=api_key,
+                customer=Customer.objects.filter(email__iexact=from_email).first(),
             )
             if idempotency_key is not None:
                 IdempotencyRecord.objects.create(
                     api_key=api_key, key=idempotency_key, request_hash=digest, ticket=ticket
                 )
-            _enqueue("classify_ticket", ticket.pk)
+            enqueue("classify_ticket", ticket.pk)
             return ticket, True
     except IntegrityError:
         # A concurrent request with the same key won the race; answer as it did.
@@ -167,24 +160,7 @@ def _replay(record: IdempotencyRecord, digest: str) -> Ticket:
     return record.ticket
 
 
-# --- Pipeline steps -----------------------------------------------------------------------------
-
-def _store_calls(ticket_id: int, calls: list[tiers.CallRecord]) -> None:
-    ModelCall.objects.bulk_create(
-        ModelCall(
-            ticket_id=ticket_id, step=c.step, tier=c.tier, engine=c.engine, model=c.model,
-            prompt_id=c.prompt_id, prompt_version=c.prompt_version, attempt=c.attempt,
-            tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd, latency_ms=c.latency_ms,
-            schema_valid=c.schema_valid, error=c.error[:2000],
-        )
-        for c in calls
-    )
-
-
-def taxonomy() -> list[tiers.IntentInfo]:
-    return [tiers.IntentInfo(i.name, i.description or i.name.replace("_", " "))
-            for i in Intent.objects.order_by("name")]
-
+# --- Local engine ---------------------------------------------------------------------------------
 
 _local_cache: dict[str, Any] = {"version": None, "model": None}
 
@@ -199,133 +175,6 @@ def local_model_active() -> LocalIntentModel | None:
         _local_cache["version"] = row.version
     return _local_cache["model"]  # type: ignore[no-any-return]
 
-
-def ticket_classify(*, ticket_id: int) -> None:
-    ticket = Ticket.objects.get(pk=ticket_id)
-    if ticket.status not in (Ticket.Status.NEW, Ticket.Status.CLASSIFYING):
-        return  # already classified: a redelivered task has nothing to do
-    Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(
-        status=Ticket.Status.CLASSIFYING, updated_at=timezone.now()
-    )
-    outcome = tiers.classify(
-        subject=ticket.subject, body=ticket.body, taxonomy=taxonomy(), local_model=local_model_active()
-    )
-    with transaction.atomic():
-        # Model calls cost money whether or not this run's result is kept, so they are always stored.
-        _store_calls(ticket_id, outcome.calls)
-        locked = Ticket.objects.select_for_update().get(pk=ticket_id)
-        if locked.status not in (Ticket.Status.NEW, Ticket.Status.CLASSIFYING):
-            return
-        c = outcome.classification
-        if c is not None:
-            intent = Intent.objects.get(name=c.intent)
-            TriageRun.objects.create(
-                ticket=locked, tier=outcome.tier, engine=outcome.engine, model=outcome.model, intent=intent,
-                urgency=c.urgency, sentiment=c.sentiment, language=c.language, confidence=c.confidence,
-                summary=c.summary, escalated_from=outcome.escalated_from,
-            )
-            locked.intent, locked.urgency, locked.sentiment = intent, c.urgency, c.sentiment
-            locked.language, locked.confidence = c.language, c.confidence
-        locked.status = Ticket.Status.ROUTING
-        locked.save()
-        _enqueue("route_ticket", ticket_id)
-
-
-def routing_settings() -> RoutingSettings:
-    return RoutingSettings.objects.order_by("pk").first() or RoutingSettings.objects.create()
-
-
-def ticket_route(*, ticket_id: int) -> None:
-    with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
-        if ticket.status != Ticket.Status.ROUTING:
-            return
-        run = ticket.triage_runs.select_related("intent").first()
-        current = routing_settings()
-        thresholds = routing.Thresholds(
-            version=current.version, escalate_urgency=current.escalate_urgency,
-            default_confidence_threshold=current.default_confidence_threshold,
-        )
-        classification = contract = None
-        if run is not None and run.intent is not None:
-            classification = routing.Classification(
-                intent=run.intent.name, urgency=run.urgency, sentiment=run.sentiment, language=run.language,
-                confidence=run.confidence, summary=run.summary,
-            )
-            contract = routing.Contract(
-                intent=run.intent.name, confidence_threshold=run.intent.confidence_threshold,
-                sensitive=run.intent.sensitive,
-            )
-        decision = routing.route(classification, contract, thresholds)
-        RouteDecision.objects.create(
-            ticket=ticket, triage_run=run, lane=decision.lane, reasons=list(decision.reasons),
-            policy_version=current.version,
-            thresholds={
-                "escalate_urgency": thresholds.escalate_urgency,
-                "confidence_threshold": contract.confidence_threshold if contract
-                else thresholds.default_confidence_threshold,
-                "sensitive": contract.sensitive if contract else None,
-            },
-        )
-        ticket.lane = decision.lane
-        ticket.high_risk = decision.lane != "mini"
-        if decision.lane == "human":
-            ticket.status = Ticket.Status.NEEDS_HUMAN
-        else:
-            ticket.status = Ticket.Status.DRAFTING
-            _enqueue("draft_ticket", ticket_id)
-        ticket.save()
-
-
-def ticket_draft(*, ticket_id: int) -> None:
-    ticket = Ticket.objects.get(pk=ticket_id)
-    if ticket.status != Ticket.Status.DRAFTING:
-        return
-    decision = ticket.route_decisions.select_related("triage_run__intent").first()
-    if decision is None or decision.triage_run is None or Draft.objects.filter(route_decision=decision).exists():
-        return
-    run = decision.triage_run
-    found = [p for p in kb_search(query=f"{ticket.subject}\n{ticket.body}")
-             if p.similarity >= settings.KB_MIN_SIMILARITY]
-    passages = [tiers.Passage(marker=i, chunk_id=p.chunk_id, title=p.article_title, text=p.text)
-                for i, p in enumerate(found, 1)]
-    classification = routing.Classification(
-        intent=run.intent.name if run.intent else "", urgency=run.urgency, sentiment=run.sentiment,
-        language=run.language, confidence=run.confidence, summary=run.summary,
-    )
-    outcome = tiers.draft(
-        lane=decision.lane, subject=ticket.subject, body=ticket.body, from_name=ticket.from_name,
-        classification=classification, passages=passages,
-    )
-    with transaction.atomic():
-        _store_calls(ticket_id, outcome.calls)
-        locked = Ticket.objects.select_for_update().get(pk=ticket_id)
-        if locked.status != Ticket.Status.DRAFTING or Draft.objects.filter(route_decision=decision).exists():
-            return
-        if outcome.body is None:
-            locked.status = Ticket.Status.NEEDS_HUMAN
-            locked.high_risk = True
-            locked.save()
-            return
-        draft = Draft.objects.create(
-            ticket=locked, route_decision=decision, tier=outcome.tier, engine=outcome.engine,
-            model=outcome.model, body=outcome.body, grounded=outcome.grounded,
-            needs_review_reason=outcome.needs_review_reason,
-        )
-        by_marker = {i: p for i, p in enumerate(found, 1)}
-        Citation.objects.bulk_create(
-            Citation(
-                draft=draft, chunk_id=by_marker[m].chunk_id, article_id=by_marker[m].article_id,
-                article_slug=by_marker[m].article_slug, article_title=by_marker[m].article_title,
-                article_version=by_marker[m].article_version, marker=m, excerpt=by_marker[m].text,
-                score=by_marker[m].score,
-            )
-            for m in outcome.cited
-        )
-        locked.status = Ticket.Status.AWAITING_REVIEW
-        if not outcome.grounded:
-            locked.high_risk = True
-        locked.save()
 
 
 # --- Review and reply ---------------------------------------------------------------------------
@@ -367,7 +216,7 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
             subject=_reply_subject(draft.ticket.subject), body=text,
             message_id=f"<tierdesk.{ticket_id}.{uuid.uuid4().hex}@{domain}>",
         )
-        _enqueue("send_outbound_email", outbound.pk)
+        enqueue("send_outbound_email", outbound.pk)
         return review
 
 

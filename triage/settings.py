@@ -108,6 +108,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "triage.context.roles",
             ],
         },
     }
@@ -195,6 +196,10 @@ TIERS = {
     }
     for tier, default in TIER_DEFAULT_MODELS.items()
 }
+# A tier whose provider fails this often within the window is skipped for a while (circuit breaker).
+BREAKER_FAILURES = envint("TIERDESK_BREAKER_FAILURES", 5)
+BREAKER_WINDOW_S = envint("TIERDESK_BREAKER_WINDOW_S", 60)
+BREAKER_OPEN_S = envint("TIERDESK_BREAKER_OPEN_S", 30)
 # USD per million tokens, input and output.
 MODEL_PRICES = {
     "nano": (envfloat("TIERDESK_NANO_PRICE_IN", 0.20), envfloat("TIERDESK_NANO_PRICE_OUT", 1.25)),

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from triage import services
+from triage import services, steps
 
 PIPELINE = {"acks_late": True, "reject_on_worker_lost": True}
 
 
 @shared_task(name="triage.classify_ticket", **PIPELINE)
 def classify_ticket(ticket_id: int) -> None:
-    services.ticket_classify(ticket_id=ticket_id)
+    steps.ticket_classify(ticket_id=ticket_id)
 
 
 @shared_task(name="triage.route_ticket", **PIPELINE)
 def route_ticket(ticket_id: int) -> None:
-    services.ticket_route(ticket_id=ticket_id)
+    steps.ticket_route(ticket_id=ticket_id)
 
 
 @shared_task(name="triage.draft_ticket", **PIPELINE)
 def draft_ticket(ticket_id: int) -> None:
-    services.ticket_draft(ticket_id=ticket_id)
+    steps.ticket_draft(ticket_id=ticket_id)
+
+
+@shared_task(name="triage.shadow_ticket", **PIPELINE)
+def shadow_ticket(ticket_id: int, config_id: int) -> None:
+    steps.ticket_shadow(ticket_id=ticket_id, config_id=config_id)
 
 
 # SMTP faults are transient more often than not; the outbox row's claim makes a retry safe.

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from triage import views
+from triage import views, views_admin
 from triage.api import api
 
 urlpatterns = [
@@ -12,6 +12,15 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/approve", views.draft_approve, name="draft_approve"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/reject", views.draft_reject, name="draft_reject"),
+    path("settings/routing", views_admin.routing_page, name="settings_routing"),
+    path("settings/routing/preview", views_admin.routing_preview, name="settings_routing_preview"),
+    path("settings/routing/publish", views_admin.routing_publish, name="settings_routing_publish"),
+    path("settings/routing/sensitive", views_admin.intent_sensitive, name="settings_intent_sensitive"),
+    path("settings/switches", views_admin.switches_page, name="settings_switches"),
+    path("settings/prompts", views_admin.prompts_page, name="settings_prompts"),
+    path("settings/gates", views_admin.gates_page, name="settings_gates"),
+    path("settings/shadow", views_admin.shadow_page, name="settings_shadow"),
+    path("settings/audit", views_admin.audit_page, name="settings_audit"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),

@@ -20,10 +20,19 @@ QUEUE_PAGE_SIZE = 50
 IN_PROGRESS = {Ticket.Status.NEW, Ticket.Status.CLASSIFYING, Ticket.Status.ROUTING, Ticket.Status.DRAFTING}
 
 
+def user_groups(user: Any) -> frozenset[str]:
+    """The user's group names, read once per request however many checks ask."""
+    if not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_tierdesk_groups", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._tierdesk_groups = cached
+    return cached
+
+
 def is_agent(user: Any) -> bool:
-    return bool(user.is_authenticated and (
-        user.is_superuser or user.groups.filter(name__in=AGENT_GROUPS).exists()
-    ))
+    return bool(user.is_authenticated and (user.is_superuser or user_groups(user) & set(AGENT_GROUPS)))
 
 
 def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -71,6 +80,7 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
         "decision": next(iter(ticket.route_decisions.all()), None),
         "draft": next(iter(ticket.drafts.all()), None),
         "calls": list(ticket.model_calls.all()),
+        "gate_results": list(ticket.gate_results.all()),
         "reviews": list(ticket.reviews.all()),
         "outbound": list(ticket.outbound_emails.all()),
         "in_progress": ticket.status in IN_PROGRESS,

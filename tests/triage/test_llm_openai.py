@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from tests.support import data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion
-from triage import services
+from triage import services, steps
 from triage.models import Draft, ModelCall, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def ticket() -> Ticket:
 def test_a_valid_reply_is_stored_with_tokens_cost_and_engine(server: ScriptedOpenAI, ticket: Ticket) -> None:
     server.script(completion(VALID, tokens_in=120, tokens_out=40))
     with override_settings(TIERS=tiers(server)):
-        services.ticket_classify(ticket_id=ticket.pk)
+        steps.ticket_classify(ticket_id=ticket.pk)
     ticket.refresh_from_db()
     run = ticket.triage_runs.get()
     assert (run.tier, run.engine, run.model, run.intent.name) == ("nano", "openai", "scripted-nano", "track_order")
@@ -69,7 +69,7 @@ def test_it_escalates_to_mini_after_two_schema_failures(server: ScriptedOpenAI, 
         completion({**VALID, "intent": "delivery_period"}),
     )
     with override_settings(TIERS=tiers(server)):
-        services.ticket_classify(ticket_id=ticket.pk)
+        steps.ticket_classify(ticket_id=ticket.pk)
     calls = list(ModelCall.objects.filter(ticket=ticket).values_list("tier", "attempt", "schema_valid"))
     assert calls == [("nano", 1, False), ("nano", 2, False), ("mini", 1, True)]
     assert "not in the taxonomy" in ModelCall.objects.filter(ticket=ticket).first().error
@@ -80,7 +80,7 @@ def test_it_escalates_to_mini_after_two_schema_failures(server: ScriptedOpenAI, 
 def test_a_retry_after_schema_failure_that_succeeds_stays_on_nano(server: ScriptedOpenAI, ticket: Ticket) -> None:
     server.script(completion({k: v for k, v in VALID.items() if k != "summary"}), completion(VALID))
     with override_settings(TIERS=tiers(server)):
-        services.ticket_classify(ticket_id=ticket.pk)
+        steps.ticket_classify(ticket_id=ticket.pk)
     assert ticket.triage_runs.get().tier == "nano"
     assert ModelCall.objects.filter(ticket=ticket).count() == 2
 
@@ -89,7 +89,7 @@ def test_a_timeout_is_recorded_and_the_step_falls_to_the_next_tier(server: Scrip
     services.local_model_train()
     server.script(Reply(delay=2.0, body={}))
     with override_settings(TIERS=tiers(server, openai_tiers=("nano",), timeout=0.5)):
-        services.ticket_classify(ticket_id=ticket.pk)
+        steps.ticket_classify(ticket_id=ticket.pk)
     nano, mini = ModelCall.objects.filter(ticket=ticket)
     assert nano.tier == "nano" and "timed out" in nano.error and nano.schema_valid is None
     assert nano.latency_ms >= 400
@@ -103,7 +103,7 @@ def test_a_429_with_retry_after_is_retried_by_the_client(server: ScriptedOpenAI,
     server.script(Reply(status=429, headers={"Retry-After": "0"}, body={"error": {"message": "slow down"}}),
                   completion(VALID))
     with override_settings(TIERS=tiers(server, max_retries=2)):
-        services.ticket_classify(ticket_id=ticket.pk)
+        steps.ticket_classify(ticket_id=ticket.pk)
     assert len(server.requests) == 2
     assert ModelCall.objects.get(ticket=ticket).schema_valid is True
 
@@ -111,8 +111,8 @@ def test_a_429_with_retry_after_is_retried_by_the_client(server: ScriptedOpenAI,
 def test_when_every_tier_fails_the_ticket_goes_to_a_human(server: ScriptedOpenAI, ticket: Ticket) -> None:
     server.default = Reply(status=500, body={"error": {"message": "boom"}})
     with override_settings(TIERS=tiers(server)):
-        services.ticket_classify(ticket_id=ticket.pk)
-        services.ticket_route(ticket_id=ticket.pk)
+        steps.ticket_classify(ticket_id=ticket.pk)
+        steps.ticket_route(ticket_id=ticket.pk)
     ticket.refresh_from_db()
     assert ticket.status == "needs_human" and ticket.lane == "human"
     assert ticket.route_decisions.get().reasons == ["classification_failed"]
@@ -124,8 +124,8 @@ def _drafting_ticket(server: ScriptedOpenAI, ticket: Ticket) -> Ticket:
     data.load_kb()
     server.script(completion(VALID))
     with override_settings(TIERS=tiers(server)):
-        services.ticket_classify(ticket_id=ticket.pk)
-        services.ticket_route(ticket_id=ticket.pk)
+        steps.ticket_classify(ticket_id=ticket.pk)
+        steps.ticket_route(ticket_id=ticket.pk)
     ticket.refresh_from_db()
     assert ticket.status == "drafting" and ticket.lane == "mini"
     return ticket
@@ -136,7 +136,7 @@ def test_a_mini_draft_stores_the_passages_it_cites(server: ScriptedOpenAI, ticke
     server.script(completion({"reply": "Hi Ana, your order is on its way [1].", "citations": [1]},
                              tokens_in=900, tokens_out=60))
     with override_settings(TIERS=tiers(server)):
-        services.ticket_draft(ticket_id=ticket.pk)
+        steps.ticket_draft(ticket_id=ticket.pk)
     draft = Draft.objects.get(ticket=ticket)
     assert (draft.tier, draft.engine, draft.grounded) == ("mini", "openai", True)
     [citation] = draft.citations.all()
@@ -151,7 +151,7 @@ def test_a_draft_citing_nothing_retrieved_is_not_presented_as_grounded(server: S
     ticket = _drafting_ticket(server, ticket)
     server.script(completion({"reply": "We will look into it.", "citations": [42]}))
     with override_settings(TIERS=tiers(server)):
-        services.ticket_draft(ticket_id=ticket.pk)
+        steps.ticket_draft(ticket_id=ticket.pk)
     draft = Draft.objects.get(ticket=ticket)
     assert draft.grounded is False and draft.citations.count() == 0
     assert "cites nothing" in draft.needs_review_reason

@@ -9,7 +9,7 @@ from django.test import Client
 
 from tests.conftest import wait_for
 from tests.support import data
-from triage import services
+from triage import services, steps
 from triage.models import ModelCall, Ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -51,9 +51,9 @@ def test_running_a_step_twice_changes_nothing(celery_worker: None) -> None:
     ticket, _ = services.ticket_create(subject="Refund", body="My jacket arrived torn, I want my money back.",
                                        from_email="lee@example.com")
     wait_for(lambda: Ticket.objects.get(pk=ticket.pk).status == "awaiting_review", timeout=90)
-    services.ticket_classify(ticket_id=ticket.pk)
-    services.ticket_route(ticket_id=ticket.pk)
-    services.ticket_draft(ticket_id=ticket.pk)
+    steps.ticket_classify(ticket_id=ticket.pk)
+    steps.ticket_route(ticket_id=ticket.pk)
+    steps.ticket_draft(ticket_id=ticket.pk)
     ticket.refresh_from_db()
     assert ticket.status == "awaiting_review"
     assert (ticket.triage_runs.count(), ticket.route_decisions.count(), ticket.drafts.count()) == (1, 1, 1)

@@ -33,7 +33,7 @@ def draft() -> Draft:
                                    intent=intent, urgency="normal", sentiment="neutral", language="en",
                                    confidence=0.9, summary="Where is my order")
     decision = RouteDecision.objects.create(ticket=ticket, triage_run=run, lane="mini",
-                                            reasons=["within_contract"], policy_version=1)
+                                            reasons=["within_contract"])
     return Draft.objects.create(ticket=ticket, route_decision=decision, tier="mini", engine="local",
                                 model="tierdesk-local", body=BODY, grounded=True)
 

@@ -1,8 +1,9 @@
 """The three tiers and the escalation between them, over plain data (no ORM).
 
-nano classifies; a schema-invalid answer is retried once, a second failure hands the step to mini,
-then to large. Drafts go to the lane's tier; a failed mini draft is handed to large. Every attempt
-is returned as a CallRecord so the caller can store it.
+Classification walks a chain of tiers (normally nano → mini → large): a schema-invalid answer is
+retried once on the same tier, a second failure hands the step to the next tier. A draft is one
+attempt on one tier (with one schema retry); the caller decides what happens after a failed gate.
+Every attempt is returned as a CallRecord so the caller can store it.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 
 from triage.llm import local, openai_engine
 from triage.llm.errors import ModelError, SchemaInvalid
-from triage.llm.prompts import CLASSIFY, DRAFT, Prompt
+from triage.llm.prompts import Prompt
 from triage.llm.schemas import DRAFT_SCHEMA, classification_schema, parse_classification, parse_draft
 from triage.routing import Classification
 
-TIER_ORDER = ("nano", "mini", "large")
 SCHEMA_ATTEMPTS = 2
 LOCAL_MODEL_NAME = "tierdesk-local"
 
@@ -36,10 +37,10 @@ class TierConfig:
     max_retries: int
 
 
-def tier_config(tier: str) -> TierConfig:
+def tier_config(tier: str, *, engine_override: str | None = None, model_override: str = "") -> TierConfig:
     conf = settings.TIERS[tier]
-    if conf["api_key"]:
-        return TierConfig(tier, "openai", conf["model"], conf["base_url"], conf["api_key"],
+    if conf["api_key"] and engine_override != "local":
+        return TierConfig(tier, "openai", model_override or conf["model"], conf["base_url"], conf["api_key"],
                           conf["timeout"], conf["max_retries"])
     return TierConfig(tier, "local", LOCAL_MODEL_NAME, None, None, 0.0, 0)
 
@@ -65,12 +66,36 @@ class CallRecord:
     latency_ms: int = 0
     schema_valid: bool | None = None
     error: str = ""
+    transport_failure: bool = False  # the provider failed (timeout, 5xx, …), not the model's answer
 
 
 @dataclass(frozen=True)
 class IntentInfo:
     name: str
     description: str
+
+
+@dataclass(frozen=True)
+class TicketText:
+    """The ticket as the local engine sees it, and as external models see it (PII redacted)."""
+
+    subject: str
+    body: str
+    from_name: str
+    redacted_subject: str
+    redacted_body: str
+    redacted_from_name: str
+
+    @classmethod
+    def plain(cls, subject: str, body: str, from_name: str = "") -> TicketText:
+        return cls(subject, body, from_name, subject, body, from_name)
+
+
+@dataclass(frozen=True)
+class Step:
+    tier: str
+    engine_override: str | None = None
+    model_override: str = ""
 
 
 @dataclass
@@ -92,19 +117,21 @@ class Passage:
 
 
 @dataclass
-class DraftOutcome:
-    body: str | None
-    tier: str = ""
-    engine: str = ""
-    model: str = ""
+class DraftAttempt:
+    tier: str
+    engine: str
+    model: str
+    body: str | None = None
     cited: list[int] = field(default_factory=list)
-    grounded: bool = False
-    needs_review_reason: str = ""
     calls: list[CallRecord] = field(default_factory=list)
 
+    @property
+    def grounded(self) -> bool:
+        return bool(self.cited)
 
-def _call_openai(conf: TierConfig, prompt: Prompt, system: str, user: str, schema_name: str,
-                 schema: dict, record: CallRecord) -> str:
+
+def _call_openai(conf: TierConfig, system: str, user: str, schema_name: str, schema: dict[str, Any],
+                 record: CallRecord) -> str:
     assert conf.api_key is not None
     started = time.monotonic()
     try:
@@ -121,43 +148,49 @@ def _call_openai(conf: TierConfig, prompt: Prompt, system: str, user: str, schem
     return reply.text
 
 
-def _ticket_message(subject: str, body: str) -> str:
-    return json.dumps({"subject": subject, "body": body}, ensure_ascii=False)
-
-
 def classify(
-    *, subject: str, body: str, taxonomy: list[IntentInfo], local_model: local.LocalIntentModel | None
+    *,
+    text: TicketText,
+    taxonomy: list[IntentInfo],
+    local_model: local.LocalIntentModel | None,
+    chain: list[Step],
+    prompt: Prompt,
 ) -> ClassifyOutcome:
     names = [i.name for i in taxonomy]
     outcome = ClassifyOutcome(classification=None)
-    system = CLASSIFY.system.format(intents="\n".join(f"- {i.name}: {i.description}" for i in taxonomy))
-    for tier in TIER_ORDER:
-        conf = tier_config(tier)
-        attempts = SCHEMA_ATTEMPTS if tier != "large" else 1
+    system = prompt.system.format(intents="\n".join(f"- {i.name}: {i.description}" for i in taxonomy))
+    for position, step in enumerate(chain):
+        conf = tier_config(step.tier, engine_override=step.engine_override, model_override=step.model_override)
+        attempts = 1 if step.tier == "large" else SCHEMA_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            record = CallRecord("classify", tier, conf.engine, conf.model, CLASSIFY.id, CLASSIFY.version, attempt)
+            record = CallRecord("classify", step.tier, conf.engine, conf.model, prompt.id, prompt.version, attempt)
             outcome.calls.append(record)
             try:
                 if conf.engine == "local":
                     if local_model is None:
                         raise ModelError("no local model has been trained yet", permanent=True)
-                    result, record.latency_ms = local.timed(local.classify, local_model, subject=subject, body=body)
+                    result, record.latency_ms = local.timed(
+                        local.classify, local_model, subject=text.subject, body=text.body
+                    )
                     # The local engine passes through the same validator as any model's output.
-                    text = json.dumps(result.__dict__)
+                    raw = json.dumps(result.__dict__)
                 else:
-                    text = _call_openai(conf, CLASSIFY, system, _ticket_message(subject, body),
-                                        "ticket_classification", classification_schema(names), record)
-                classification = parse_classification(text, names)
+                    user = json.dumps({"subject": text.redacted_subject, "body": text.redacted_body},
+                                      ensure_ascii=False)
+                    raw = _call_openai(conf, system, user, "ticket_classification", classification_schema(names),
+                                       record)
+                classification = parse_classification(raw, names)
             except SchemaInvalid as exc:
                 record.schema_valid, record.error = False, str(exc)
                 continue
             except ModelError as exc:
                 record.error = str(exc)
+                record.transport_failure = conf.engine == "openai"
                 break
             record.schema_valid = True
             outcome.classification = classification
-            outcome.tier, outcome.engine, outcome.model = tier, conf.engine, conf.model
-            outcome.escalated_from = "" if tier == "nano" else "nano"
+            outcome.tier, outcome.engine, outcome.model = step.tier, conf.engine, conf.model
+            outcome.escalated_from = chain[0].tier if position else ""
             return outcome
     return outcome
 
@@ -168,53 +201,47 @@ def _passages_block(passages: list[Passage]) -> str:
 
 def draft(
     *,
-    lane: str,
-    subject: str,
-    body: str,
-    from_name: str,
+    step: Step,
+    text: TicketText,
     classification: Classification,
     passages: list[Passage],
-) -> DraftOutcome:
-    outcome = DraftOutcome(body=None)
+    prompt: Prompt,
+    escalated: bool,
+    instruction: str = "",
+) -> DraftAttempt:
+    """One tier's attempt at a reply; the body is in terms of the redacted text for external engines."""
+    conf = tier_config(step.tier, engine_override=step.engine_override, model_override=step.model_override)
+    outcome = DraftAttempt(tier=step.tier, engine=conf.engine, model=conf.model)
     markers = {p.marker for p in passages}
-    tiers = ["mini", "large"] if lane == "mini" else ["large"]
-    for tier in tiers:
-        conf = tier_config(tier)
-        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
-            record = CallRecord("draft", tier, conf.engine, conf.model, DRAFT.id, DRAFT.version, attempt)
-            outcome.calls.append(record)
-            try:
-                if conf.engine == "local":
-                    refs = [local.PassageRef(p.marker, p.title, p.text) for p in passages]
-                    (reply, cited), record.latency_ms = local.timed(
-                        local.compose_draft, from_name=from_name, subject=subject, body=body,
-                        intent=classification.intent, passages=refs, escalated=tier == "large",
-                    )
-                    text = json.dumps({"reply": reply, "citations": cited})
-                else:
-                    user = json.dumps({
-                        "customer_name": from_name, "subject": subject, "body": body,
-                        "intent": classification.intent, "urgency": classification.urgency,
-                    }, ensure_ascii=False)
-                    text = _call_openai(conf, DRAFT, DRAFT.system.format(passages=_passages_block(passages)),
-                                        user, "ticket_reply", DRAFT_SCHEMA, record)
-                parsed = parse_draft(text)
-            except SchemaInvalid as exc:
-                record.schema_valid, record.error = False, str(exc)
-                continue
-            except ModelError as exc:
-                record.error = str(exc)
-                break
-            record.schema_valid = True
-            cited = [c for c in parsed.citations if c in markers]
-            outcome.body, outcome.cited = parsed.reply, cited
-            outcome.tier, outcome.engine, outcome.model = tier, conf.engine, conf.model
-            outcome.grounded = bool(cited)
-            reasons = []
-            if not cited:
-                reasons.append("cites nothing the knowledge base returned")
-            if tier == "large" and conf.engine == "local":
-                reasons.append("escalated ticket drafted offline by the local engine: no large model reviewed it")
-            outcome.needs_review_reason = "; ".join(reasons)
-            return outcome
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        record = CallRecord("draft", step.tier, conf.engine, conf.model, prompt.id, prompt.version, attempt)
+        outcome.calls.append(record)
+        try:
+            if conf.engine == "local":
+                refs = [local.PassageRef(p.marker, p.title, p.text) for p in passages]
+                (reply, cited), record.latency_ms = local.timed(
+                    local.compose_draft, from_name=text.from_name, subject=text.subject, body=text.body,
+                    intent=classification.intent, passages=refs, escalated=escalated,
+                )
+                raw = json.dumps({"reply": reply, "citations": cited})
+            else:
+                user = json.dumps({
+                    "customer_name": text.redacted_from_name, "subject": text.redacted_subject,
+                    "body": text.redacted_body, "intent": classification.intent,
+                    "urgency": classification.urgency, "agent_instruction": instruction,
+                }, ensure_ascii=False)
+                raw = _call_openai(conf, prompt.system.format(passages=_passages_block(passages)), user,
+                                   "ticket_reply", DRAFT_SCHEMA, record)
+            parsed = parse_draft(raw)
+        except SchemaInvalid as exc:
+            record.schema_valid, record.error = False, str(exc)
+            continue
+        except ModelError as exc:
+            record.error = str(exc)
+            record.transport_failure = conf.engine == "openai"
+            break
+        record.schema_valid = True
+        outcome.body = parsed.reply
+        outcome.cited = [c for c in parsed.citations if c in markers]
+        return outcome
     return outcome

@@ -1,0 +1,386 @@
+"""The pipeline's steps: classify → route → draft (→ gates), and shadow runs beside them.
+
+Each step loads what it needs, calls the pure tier and routing code, and stores the result in one
+transaction that first checks the ticket is still at that step, so a redelivered task changes nothing.
+Model calls are stored whether or not their result is kept: they cost money either way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from kb.selectors import kb_search
+from triage import controls, policy, routing
+from triage.llm import breaker, tiers
+from triage.models import (
+    Citation,
+    Customer,
+    Draft,
+    GateResult,
+    Intent,
+    ModelCall,
+    RouteDecision,
+    ShadowConfig,
+    ShadowResult,
+    Ticket,
+    TriageRun,
+)
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = (Ticket.Status.NEW, Ticket.Status.CLASSIFYING)
+
+
+def _store_calls(ticket_id: int, calls: list[tiers.CallRecord]) -> None:
+    ModelCall.objects.bulk_create(
+        ModelCall(
+            ticket_id=ticket_id, step=c.step, tier=c.tier, engine=c.engine, model=c.model,
+            prompt_id=c.prompt_id, prompt_version=c.prompt_version, attempt=c.attempt,
+            tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd, latency_ms=c.latency_ms,
+            schema_valid=c.schema_valid, error=c.error[:2000],
+        )
+        for c in calls
+    )
+    for call in calls:
+        if call.engine == "openai":
+            breaker.record(call.tier, ok=not call.transport_failure)
+
+
+def ticket_text(ticket: Ticket) -> tuple[tiers.TicketText, policy.Redaction]:
+    """The ticket, and the same ticket with PII replaced by placeholders for external models."""
+    subject = " ".join(ticket.subject.split())
+    # One redaction over all fields so one value gets one placeholder wherever it appears.
+    names = [ticket.from_name] if ticket.from_name.strip() else []
+    redaction = policy.redact(f"{ticket.from_name}\n{subject}\n{ticket.body}", names=names)
+    name, redacted_subject, body = (redaction.text.split("\n", 2) + ["", ""])[:3]
+    text = tiers.TicketText(subject=subject, body=ticket.body, from_name=ticket.from_name,
+                            redacted_subject=redacted_subject, redacted_body=body, redacted_from_name=name)
+    return text, redaction
+
+
+def taxonomy() -> list[tiers.IntentInfo]:
+    return [tiers.IntentInfo(i.name, i.description or i.name.replace("_", " "))
+            for i in Intent.objects.order_by("name")]
+
+
+def _local_model() -> Any:
+    from triage.services import local_model_active
+
+    return local_model_active()
+
+
+# --- Classify -----------------------------------------------------------------------------------
+
+def ticket_classify(*, ticket_id: int) -> None:
+    from triage.services import enqueue
+
+    ticket = Ticket.objects.get(pk=ticket_id)
+    if ticket.status not in IN_FLIGHT:
+        return  # already classified: a redelivered task has nothing to do
+    Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(
+        status=Ticket.Status.CLASSIFYING, updated_at=timezone.now()
+    )
+    switches = controls.switches_current()
+    budget = controls.budget_state(intent=None, contract_row=None)
+    chain = [tiers.Step(t, o) for t, o in routing.classify_chain(switches, budget, breaker.open_tiers())]
+    text, _redaction = ticket_text(ticket)
+    outcome = tiers.classify(
+        text=text, taxonomy=taxonomy(), local_model=_local_model(), chain=chain,
+        prompt=controls.prompt_for(prompt_id="classify", ticket_id=ticket_id),
+    )
+    with transaction.atomic():
+        _store_calls(ticket_id, outcome.calls)
+        locked = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if locked.status not in IN_FLIGHT:
+            return
+        c = outcome.classification
+        if c is not None:
+            intent = Intent.objects.get(name=c.intent)
+            TriageRun.objects.create(
+                ticket=locked, tier=outcome.tier, engine=outcome.engine, model=outcome.model, intent=intent,
+                urgency=c.urgency, sentiment=c.sentiment, language=c.language, confidence=c.confidence,
+                summary=c.summary, escalated_from=outcome.escalated_from,
+            )
+            locked.intent, locked.urgency, locked.sentiment = intent, c.urgency, c.sentiment
+            locked.language, locked.confidence = c.language, c.confidence
+            for config in controls.shadow_configs_for(step="classify", ticket_id=ticket_id):
+                enqueue("shadow_ticket", ticket_id, config.pk)
+        locked.status = Ticket.Status.ROUTING
+        locked.save()
+        enqueue("route_ticket", ticket_id)
+
+
+# --- Route --------------------------------------------------------------------------------------
+
+def _retrieve(ticket: Ticket) -> list[dict[str, Any]]:
+    found = kb_search(query=f"{ticket.subject}\n{ticket.body}")
+    return [
+        {"chunk_id": p.chunk_id, "article_id": p.article_id, "article_slug": p.article_slug,
+         "article_title": p.article_title, "article_version": p.article_version, "text": p.text,
+         "score": p.score, "similarity": p.similarity}
+        for p in found
+    ]
+
+
+def _customer_signals(ticket: Ticket, top_similarity: float | None) -> routing.Signals:
+    customer = ticket.customer or Customer.objects.filter(email__iexact=ticket.from_email).first()
+    meta = ticket.metadata if isinstance(ticket.metadata, dict) else {}
+    # Metadata from a trusted integration (an authenticated API client) may mark a VIP; email text cannot.
+    vip = bool(customer and customer.vip) or (ticket.channel == "api" and meta.get("vip") is True)
+    return routing.Signals(vip=vip, flagged=bool(customer and customer.flagged), top_similarity=top_similarity)
+
+
+def decide(ticket: Ticket, run: TriageRun | None, retrieved: list[dict[str, Any]]) -> tuple[Any, routing.Decision]:
+    intent = run.intent if run is not None else None
+    contract_row, contract = controls.contract_for(intent=intent, ticket_id=ticket.pk)
+    classification = None
+    if run is not None and run.intent is not None:
+        classification = routing.Classification(
+            intent=run.intent.name, urgency=run.urgency, sentiment=run.sentiment, language=run.language,
+            confidence=run.confidence, summary=run.summary,
+        )
+    top = max((r["similarity"] for r in retrieved), default=None)
+    decision = routing.route(
+        classification, contract, controls.switches_current(), _customer_signals(ticket, top),
+        controls.budget_state(intent=intent, contract_row=contract_row), breaker.open_tiers(),
+    )
+    return contract_row, decision
+
+
+def ticket_route(*, ticket_id: int) -> None:
+    from triage.services import enqueue
+
+    ticket = Ticket.objects.get(pk=ticket_id)
+    if ticket.status != Ticket.Status.ROUTING:
+        return
+    run = ticket.triage_runs.select_related("intent").first()
+    retrieved = _retrieve(ticket) if run is not None else []
+    contract_row, decision = decide(ticket, run, retrieved)
+    switches = controls.switches_current()
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if locked.status != Ticket.Status.ROUTING:
+            return
+        RouteDecision.objects.create(
+            ticket=locked, triage_run=run, lane=decision.lane, reasons=list(decision.reasons),
+            contract=contract_row, switches_version=switches.version,
+            human_review_required=decision.human_review_required, drafts_allowed=decision.drafts_allowed,
+            retrieved=retrieved, top_similarity=max((r["similarity"] for r in retrieved), default=None),
+            thresholds={
+                "quality_bar": contract_row.quality_bar if contract_row else routing.Contract(None).quality_bar,
+                "escalate_urgency": contract_row.escalate_urgency if contract_row else "urgent",
+                "risk": contract_row.risk if contract_row else "low",
+                "weak_retrieval_below": switches.weak_retrieval_below,
+                "engine_override": decision.engine_override,
+            },
+        )
+        locked.lane = decision.lane
+        locked.human_review_required = decision.human_review_required
+        locked.high_risk = decision.lane != "mini"
+        if decision.lane == "human" or not decision.drafts_allowed:
+            locked.status = Ticket.Status.NEEDS_HUMAN
+        else:
+            locked.status = Ticket.Status.DRAFTING
+            enqueue("draft_ticket", ticket_id)
+        locked.save()
+
+
+# --- Draft --------------------------------------------------------------------------------------
+
+NEXT_TIER = {"mini": "large"}
+
+
+def _passages(retrieved: list[dict[str, Any]]) -> list[tiers.Passage]:
+    usable = [r for r in retrieved if r["similarity"] >= settings.KB_MIN_SIMILARITY]
+    return [tiers.Passage(marker=i, chunk_id=r["chunk_id"], title=r["article_title"], text=r["text"])
+            for i, r in enumerate(usable, 1)]
+
+
+def _draft_plan(decision: RouteDecision, contract: routing.Contract, switches: routing.Switches,
+                unavailable: frozenset[str]) -> list[tiers.Step]:
+    """The tiers to try for a draft, in order, following the contract's fallback."""
+    override = decision.thresholds.get("engine_override")
+    plan = [tiers.Step(decision.lane, override)]
+    if contract.fallback == "retry":
+        plan.append(tiers.Step(decision.lane, override))
+    elif contract.fallback == "escalate" and decision.lane in NEXT_TIER:
+        nxt = NEXT_TIER[decision.lane]
+        if nxt in switches.enabled and nxt not in unavailable and not switches.large_off:
+            plan.append(tiers.Step(nxt))
+    return plan
+
+
+def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction) -> tuple[str, list[policy.GateResult]]:
+    body = policy.restore(attempt.body or "", redaction.mapping)
+    return body, policy.check_draft(body, controls.gate_rules(), redaction=redaction)
+
+
+def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
+    from triage.services import enqueue
+
+    ticket = Ticket.objects.get(pk=ticket_id)
+    if ticket.status != Ticket.Status.DRAFTING:
+        return
+    decision = ticket.route_decisions.select_related("triage_run__intent", "contract").first()
+    if decision is None or decision.triage_run is None or Draft.objects.filter(route_decision=decision).exists():
+        return
+    run = decision.triage_run
+    text, redaction = ticket_text(ticket)
+    passages = _passages(decision.retrieved)
+    classification = routing.Classification(
+        intent=run.intent.name if run.intent else "", urgency=run.urgency, sentiment=run.sentiment,
+        language=run.language, confidence=run.confidence, summary=run.summary,
+    )
+    _row, contract = controls.contract_for(intent=run.intent, ticket_id=ticket_id)
+    switches = controls.switches_current()
+    plan = _draft_plan(decision, contract, switches, breaker.open_tiers())
+    prompt = controls.prompt_for(prompt_id="draft", ticket_id=ticket_id)
+
+    calls: list[tiers.CallRecord] = []
+    gate_log: list[tuple[str, list[policy.GateResult]]] = []
+    history: list[dict[str, Any]] = []
+    chosen: tuple[tiers.DraftAttempt, str, list[policy.GateResult]] | None = None
+    last_produced: tuple[tiers.DraftAttempt, str, list[policy.GateResult]] | None = None
+    # A failed draft (no answer, a failed gate, nothing cited) is regenerated once by the next tier
+    # in the plan; then it is held for a human.
+    for step in plan:
+        attempt = tiers.draft(step=step, text=text, classification=classification, passages=passages,
+                              prompt=prompt, escalated=step.tier == "large", instruction=instruction)
+        calls.extend(attempt.calls)
+        if attempt.body is None:
+            history.append({"tier": step.tier, "engine": attempt.engine, "outcome": "no_answer"})
+            continue
+        body, results = _gate(attempt, redaction)
+        gate_log.append((step.tier, results))
+        failed = [r.rule for r in results if not r.passed]
+        last_produced = (attempt, body, results)
+        history.append({"tier": step.tier, "engine": attempt.engine, "grounded": attempt.grounded,
+                        "failed_gates": failed})
+        if not failed and attempt.grounded:
+            chosen = last_produced
+            break
+
+    with transaction.atomic():
+        _store_calls(ticket_id, calls)
+        locked = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if locked.status != Ticket.Status.DRAFTING or Draft.objects.filter(route_decision=decision).exists():
+            return
+        shown = chosen or last_produced
+        draft = None
+        if shown is not None:
+            attempt, body, results = shown
+            reasons = []
+            if not attempt.grounded:
+                reasons.append("cites nothing the knowledge base returned")
+            failed = [r for r in results if not r.passed]
+            if failed:
+                reasons.append("failed policy gates: " + ", ".join(r.rule for r in failed))
+            if attempt.tier == "large" and attempt.engine == "local":
+                reasons.append("escalated ticket drafted offline by the local engine: no large model reviewed it")
+            draft = Draft.objects.create(
+                ticket=locked, route_decision=decision, tier=attempt.tier, engine=attempt.engine,
+                model=attempt.model, body=body, grounded=attempt.grounded, gates_passed=not failed,
+                needs_review_reason="; ".join(reasons), attempts=history,
+            )
+            by_marker = {i: r for i, r in enumerate(
+                [r for r in decision.retrieved if r["similarity"] >= settings.KB_MIN_SIMILARITY], 1)}
+            Citation.objects.bulk_create(
+                Citation(
+                    draft=draft, chunk_id=by_marker[m]["chunk_id"], article_id=by_marker[m]["article_id"],
+                    article_slug=by_marker[m]["article_slug"], article_title=by_marker[m]["article_title"],
+                    article_version=by_marker[m]["article_version"], marker=m, excerpt=by_marker[m]["text"],
+                    score=by_marker[m]["score"],
+                )
+                for m in attempt.cited
+            )
+        GateResult.objects.bulk_create(
+            GateResult(ticket=locked, draft=draft if (draft and tier == draft.tier) else None, tier=tier,
+                       gate=r.rule, category=r.category, passed=r.passed, matches=list(r.matches))
+            for tier, results in gate_log for r in results
+        )
+        if draft is not None:
+            for config in controls.shadow_configs_for(step="draft", ticket_id=ticket_id):
+                enqueue("shadow_ticket", ticket_id, config.pk)
+        if chosen is not None:
+            locked.status = Ticket.Status.AWAITING_REVIEW
+        else:
+            # Held for a human: whatever was drafted stays visible, and the trace is marked high-risk.
+            locked.status = Ticket.Status.NEEDS_HUMAN
+            locked.high_risk = True
+            locked.human_review_required = True
+        locked.save()
+
+
+# --- Shadow lanes -------------------------------------------------------------------------------
+
+def ticket_shadow(*, ticket_id: int, config_id: int) -> None:
+    config = ShadowConfig.objects.filter(pk=config_id, active=True).first()
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    if config is None or ticket is None or ShadowResult.objects.filter(config=config, ticket=ticket).exists():
+        return
+    text, redaction = ticket_text(ticket)
+    step = tiers.Step(config.tier, model_override=config.model)
+    prompt = controls.prompt_for(prompt_id=config.step, version=config.prompt_version) \
+        if config.prompt_version else controls.prompt_for(prompt_id=config.step, ticket_id=ticket_id)
+    result = ShadowResult(config=config, ticket=ticket, tier=config.tier)
+    calls: list[tiers.CallRecord]
+    if config.step == "classify":
+        outcome = tiers.classify(text=text, taxonomy=taxonomy(), local_model=_local_model(), chain=[step],
+                                 prompt=prompt)
+        calls = outcome.calls
+        c = outcome.classification
+        result.engine, result.model = (calls[0].engine, calls[0].model) if calls else ("", "")
+        if c is None:
+            result.error = calls[-1].error if calls else "no attempt"
+        else:
+            result.intent, result.urgency = c.intent, c.urgency
+            intent = Intent.objects.filter(name=c.intent).first()
+            retrieved = ticket.route_decisions.values_list("retrieved", flat=True).first()
+            if retrieved is None:
+                retrieved = _retrieve(ticket)
+            fake_run = TriageRun(ticket=ticket, intent=intent, urgency=c.urgency, sentiment=c.sentiment,
+                                 language=c.language, confidence=c.confidence, summary=c.summary)
+            _row, decision = decide(ticket, fake_run, retrieved)
+            result.lane = decision.lane
+    else:
+        production = ticket.drafts.select_related("route_decision__triage_run__intent").first()
+        if production is None or production.route_decision.triage_run is None:
+            return
+        run = production.route_decision.triage_run
+        classification = routing.Classification(
+            intent=run.intent.name if run.intent else "", urgency=run.urgency, sentiment=run.sentiment,
+            language=run.language, confidence=run.confidence, summary=run.summary)
+        attempt = tiers.draft(step=step, text=text, classification=classification,
+                              passages=_passages(production.route_decision.retrieved), prompt=prompt,
+                              escalated=config.tier == "large")
+        calls = attempt.calls
+        result.engine, result.model = attempt.engine, attempt.model
+        if attempt.body is None:
+            result.error = calls[-1].error if calls else "no attempt"
+        else:
+            body, gates = _gate(attempt, redaction)
+            result.draft_body = body
+            result.gates_passed = all(g.passed for g in gates)
+            result.draft_similarity = difflib.SequenceMatcher(None, production.body, body).ratio()
+    result.cost_usd = sum((c.cost_usd for c in calls), Decimal(0))
+    result.latency_ms = sum(c.latency_ms for c in calls)
+    try:
+        with transaction.atomic():
+            result.save()
+    except IntegrityError:
+        return  # another delivery of this shadow task stored it first
+    # Shadow calls are recorded under their own step so production cost and latency stay clean.
+    ModelCall.objects.bulk_create(
+        ModelCall(ticket_id=ticket_id, step=f"shadow_{config.step}", tier=c.tier, engine=c.engine,
+                  model=c.model, prompt_id=c.prompt_id, prompt_version=c.prompt_version, attempt=c.attempt,
+                  tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd,
+                  latency_ms=c.latency_ms, schema_valid=c.schema_valid, error=c.error[:2000])
+        for c in calls
+    )
