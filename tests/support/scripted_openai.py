@@ -84,3 +84,14 @@ class ScriptedOpenAI:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def tier_settings(server: ScriptedOpenAI, *, openai_tiers: tuple[str, ...] = ("nano", "mini", "large"),
+                  timeout: float = 5.0, max_retries: int = 0) -> dict[str, dict[str, Any]]:
+    """settings.TIERS with the given tiers pointed at the scripted server and the rest on the local engine."""
+    return {
+        tier: {"model": f"scripted-{tier}", "base_url": server.base_url if tier in openai_tiers else None,
+               "api_key": "sk-test" if tier in openai_tiers else None, "timeout": timeout,
+               "max_retries": max_retries}
+        for tier in ("nano", "mini", "large")
+    }

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.test import override_settings
 
 from tests.support import data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion
+from tests.support.scripted_openai import tier_settings as tiers
 from triage import services, steps
 from triage.models import Draft, ModelCall, Ticket
 
@@ -24,16 +24,6 @@ VALID = {"intent": "track_order", "urgency": "normal", "sentiment": "neutral", "
 def server() -> Iterator[ScriptedOpenAI]:
     with ScriptedOpenAI() as s:
         yield s
-
-
-def tiers(server: ScriptedOpenAI, *, openai_tiers: tuple[str, ...] = ("nano", "mini", "large"),
-          timeout: float = 5.0, max_retries: int = 0) -> dict[str, dict[str, Any]]:
-    return {
-        tier: {"model": f"scripted-{tier}", "base_url": server.base_url if tier in openai_tiers else None,
-               "api_key": "sk-test" if tier in openai_tiers else None, "timeout": timeout,
-               "max_retries": max_retries}
-        for tier in ("nano", "mini", "large")
-    }
 
 
 @pytest.fixture

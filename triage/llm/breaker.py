@@ -42,11 +42,11 @@ def record(tier: str, *, ok: bool) -> None:
         if ok:
             client.delete(failures)
             return
-        pipe = client.pipeline()
-        pipe.incr(failures)
-        pipe.expire(failures, settings.BREAKER_WINDOW_S, nx=True)
-        count, _ = pipe.execute()
-        if int(count) >= settings.BREAKER_FAILURES:
+        count = int(client.incr(failures))
+        if count == 1:
+            # The window starts at the first failure (EXPIRE … NX needs Redis 7; the embedded one is 6.2).
+            client.expire(failures, settings.BREAKER_WINDOW_S)
+        if count >= settings.BREAKER_FAILURES:
             client.set(opened, "1", ex=settings.BREAKER_OPEN_S)
             client.delete(failures)
             logger.warning("circuit breaker for the %s tier opened for %ss", tier, settings.BREAKER_OPEN_S)
