@@ -131,6 +131,16 @@ def contract_for(*, intent: Intent | None, ticket_id: int | None = None) -> tupl
     return row, _to_contract(row, intent)
 
 
+def contracts_all() -> dict[str | None, routing.Contract]:
+    """Every intent's newest contract (the default's under None), in three queries, for the what-if."""
+    newest = {row.intent_id: row for row in
+              Contract.objects.order_by("intent_id", "-version").distinct("intent_id")}
+    contracts: dict[str | None, routing.Contract] = {None: _to_contract(newest.get(None), None)}
+    for intent in Intent.objects.all():
+        contracts[intent.name] = _to_contract(newest.get(intent.pk, newest.get(None)), intent)
+    return contracts
+
+
 def contract_publish(*, actor: AbstractBaseUser | None, intent: Intent | None, **values: Any) -> Contract:
     unknown = set(values) - set(CONTRACT_FIELDS)
     if unknown:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 URGENCY_LEVELS = ("low", "normal", "high", "urgent")
 TIERS = ("nano", "mini", "large")
@@ -35,8 +36,8 @@ class Reason:
     FALLBACK_HUMAN = "contract_fallback_human"
 
 
-@dataclass(frozen=True)
-class Classification:
+# NamedTuples rather than dataclasses: the what-if builds tens of thousands of these per preview.
+class Classification(NamedTuple):
     intent: str
     urgency: str
     sentiment: str
@@ -75,8 +76,7 @@ class Budget:
     exhausted: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Signals:
+class Signals(NamedTuple):
     vip: bool = False
     flagged: bool = False
     top_similarity: float | None = None

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection, transaction
 from django.db.models import Avg, Count, Prefetch, Q, QuerySet, Sum
 
 from triage import routing, whatif
@@ -78,35 +79,43 @@ def ticket_detail(*, ticket_id: int) -> Ticket | None:
 ASSUMED_TOKENS = {"classify": (900, 80), "draft": (1800, 300)}
 
 
+_WHATIF_SQL = """
+SELECT DISTINCT ON (d.ticket_id)
+       d.ticket_id, d.lane, d.top_similarity, i.name, r.urgency, r.sentiment, r.language, r.confidence,
+       COALESCE(c.vip, false), COALESCE(c.flagged, false), t.status, v.action
+FROM triage_routedecision d
+JOIN triage_ticket t ON t.id = d.ticket_id
+JOIN triage_triagerun r ON r.id = d.triage_run_id
+LEFT JOIN triage_intent i ON i.id = r.intent_id
+LEFT JOIN triage_customer c ON c.id = t.customer_id
+LEFT JOIN LATERAL (
+    SELECT a.action FROM triage_reviewaction a WHERE a.ticket_id = d.ticket_id
+    ORDER BY a.created_at DESC, a.id DESC LIMIT 1
+) v ON true
+WHERE t.created_at >= %s
+ORDER BY d.ticket_id, d.created_at DESC, d.id DESC
+"""
+
+
 def whatif_rows(*, since: datetime) -> list[whatif.Row]:
-    """Every ticket triaged since `since`, as the what-if replays it: two queries, no per-row work."""
-    decisions = (
-        RouteDecision.objects.filter(ticket__created_at__gte=since, triage_run__isnull=False)
-        .order_by("ticket_id", "-created_at", "-id").distinct("ticket_id")
-        .values_list("ticket_id", "lane", "top_similarity", "triage_run__intent__name", "triage_run__urgency",
-                     "triage_run__sentiment", "triage_run__language", "triage_run__confidence",
-                     "ticket__customer__vip", "ticket__customer__flagged", "ticket__status")
-    )
-    verdicts = dict(
-        ReviewAction.objects.filter(ticket__created_at__gte=since).order_by("ticket_id", "-created_at")
-        .distinct("ticket_id").values_list("ticket_id", "action")
-    )
+    """Every ticket triaged since `since`, as the what-if replays it, in one query."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The DISTINCT ON sort over tens of thousands of rows spills to disk at the default work_mem.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(_WHATIF_SQL, [since])
+        fetched = cursor.fetchall()
+    Classification, Signals, Row = routing.Classification, routing.Signals, whatif.Row
+    reject, needs_human = ReviewAction.Action.REJECT.value, Ticket.Status.NEEDS_HUMAN.value
     rows = []
-    for (ticket_id, lane, top, intent, urgency, sentiment, language, confidence, vip, flagged,
-         status) in decisions.iterator(chunk_size=5000):
-        action = verdicts.get(ticket_id)
+    for (ticket_id, lane, top, intent, urgency, sentiment, language, confidence, vip, flagged, status,
+         action) in fetched:
         if action is not None:
-            needed: bool | None = action == ReviewAction.Action.REJECT
+            needed: bool | None = action == reject
         else:
-            needed = True if status == Ticket.Status.NEEDS_HUMAN else None
-        classification = None if intent is None else routing.Classification(
-            intent=intent, urgency=urgency, sentiment=sentiment, language=language, confidence=confidence,
-            summary="")
-        rows.append(whatif.Row(
-            ticket_id=ticket_id, intent=intent, classification=classification,
-            signals=routing.Signals(vip=bool(vip), flagged=bool(flagged), top_similarity=top),
-            lane=lane, agent_needed_escalation=needed,
-        ))
+            needed = True if status == needs_human else None
+        classification = None if intent is None else Classification(
+            intent, urgency, sentiment, language, confidence, "")
+        rows.append(Row(ticket_id, intent, classification, Signals(vip, flagged, top), lane, needed))
     return rows
 
 

@@ -103,13 +103,6 @@ def _contract_values(post: Any) -> dict[str, Any]:
     }
 
 
-def _current_contracts() -> dict[str | None, routing.Contract]:
-    contracts: dict[str | None, routing.Contract] = {None: controls.contract_for(intent=None)[1]}
-    for intent in Intent.objects.all():
-        contracts[intent.name] = controls.contract_for(intent=intent)[1]
-    return contracts
-
-
 @require_GET
 @admin_required
 def routing_page(request: HttpRequest) -> HttpResponse:
@@ -145,23 +138,20 @@ def routing_preview(request: HttpRequest) -> HttpResponse:
     rows = selectors.whatif_rows(since=since)
     costs = selectors.whatif_costs(since=since)
     switches = controls.switches_current()
-    current = _current_contracts()
-    base_contract = current.get(intent.name if intent else None, current[None])
+    current = controls.contracts_all()
+    terms = {k: values[k] for k in ("quality_bar", "latency_budget_s", "risk", "escalate_urgency",
+                                    "drafts_allowed", "fallback")}
     proposed = dict(current)
-    proposed[intent.name if intent else None] = routing.Contract(
-        intent=intent.name if intent else None, version=base_contract.version + 1,
-        sensitive=bool(intent and intent.sensitive),
-        **{k: values[k] for k in ("quality_bar", "latency_budget_s", "risk", "escalate_urgency", "drafts_allowed",
-                                  "fallback")},
-    )
-    if intent is None:
+    if intent is not None:
+        proposed[intent.name] = routing.Contract(intent=intent.name, sensitive=intent.sensitive, **terms)
+    else:
         # The default contract applies to every intent that has none of its own.
-        for name in [n for n in proposed if n is not None]:
-            if controls.contract_for(intent=Intent(name=name))[0] is None:
-                proposed[name] = routing.Contract(intent=name, **{
-                    k: getattr(proposed[None], k) for k in ("quality_bar", "latency_budget_s", "risk",
-                                                            "escalate_urgency", "drafts_allowed", "fallback")})
-    before = whatif.simulate(rows, current, switches, costs)
+        own = set(Contract.objects.filter(intent__isnull=False).values_list("intent__name", flat=True))
+        proposed[None] = routing.Contract(intent=None, **terms)
+        for name, contract in current.items():
+            if name is not None and name not in own:
+                proposed[name] = routing.Contract(intent=name, sensitive=contract.sensitive, **terms)
+    before = whatif.observed(rows, costs)
     after = whatif.simulate(rows, proposed, switches, costs)
     return render(request, "triage/settings/_whatif.html", {"before": before, "after": after, "days": days})
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 from decimal import Decimal
 
 from triage import routing
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     ticket_id: int
     intent: str | None
     classification: routing.Classification | None
@@ -62,6 +62,21 @@ class Summary:
         if not self.all_large_cost_per_ticket:
             return None
         return float(1 - self.cost_per_ticket / self.all_large_cost_per_ticket)
+
+
+def observed(rows: list[Row], costs: Costs) -> Summary:
+    """What production actually did with these tickets: the baseline the proposal is compared with."""
+    lanes: Counter[str] = Counter(row.lane for row in rows)
+    total = sum((costs.per_ticket(lane) * count for lane, count in lanes.items()), Decimal(0))
+    decided = [row for row in rows if row.agent_needed_escalation is not None]
+    agreed = sum((row.lane != "mini") == row.agent_needed_escalation for row in decided)
+    n = len(rows)
+    return Summary(
+        n=n, lanes=dict(lanes), escalation_rate=(lanes["large"] + lanes["human"]) / n if n else 0.0, changed=0,
+        cost_per_ticket=(total / n).quantize(Decimal("0.000001")) if n else Decimal(0),
+        all_large_cost_per_ticket=costs.all_large().quantize(Decimal("0.000001")),
+        agent_decided=len(decided), agent_agreement=agreed / len(decided) if decided else None,
+    )
 
 
 def simulate(

@@ -173,7 +173,7 @@ def classify(
                         local.classify, local_model, subject=text.subject, body=text.body
                     )
                     # The local engine passes through the same validator as any model's output.
-                    raw = json.dumps(result.__dict__)
+                    raw = json.dumps(result._asdict())
                 else:
                     user = json.dumps({"subject": text.redacted_subject, "body": text.redacted_body},
                                       ensure_ascii=False)

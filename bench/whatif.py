@@ -1,0 +1,119 @@
+"""How long the admin's what-if takes over N stored tickets.
+
+    .venv/bin/python bench/whatif.py [--tickets 50000] [--repeat 5]
+
+Uses the embedded PostgreSQL (started if needed) with its own database, `tierdesk_bench`, filled
+once with synthetic classified tickets. Prints the time to load the rows and to simulate the
+current and a proposed contract, and compares with the previous run's figures in
+bench/results/whatif.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results" / "whatif.json"
+
+
+def setup_django() -> None:
+    from triage import devservices
+
+    if not os.environ.get("DATABASE_URL"):
+        devservices.ensure_postgres(database="tierdesk_bench")
+    os.environ["TIERDESK_DB_NAME"] = "tierdesk_bench"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def populate(n: int) -> None:
+    from django.db import transaction
+
+    from triage.models import Intent, RouteDecision, Ticket, TriageRun
+
+    have = RouteDecision.objects.count()
+    if have >= n:
+        return
+    rng = random.Random(7)
+    intents = [Intent.objects.get_or_create(name=f"intent_{i}")[0] for i in range(27)]
+    batch = 5000
+    print(f"populating {n - have} tickets…", flush=True)
+    for start in range(have, n, batch):
+        size = min(batch, n - start)
+        with transaction.atomic():
+            tickets = Ticket.objects.bulk_create(
+                Ticket(subject=f"t{start + i}", body="b", from_email="c@example.com", status="awaiting_review")
+                for i in range(size))
+            runs = TriageRun.objects.bulk_create(
+                TriageRun(ticket=t, tier="nano", engine="local", model="m", intent=rng.choice(intents),
+                          urgency=rng.choice(["low", "normal", "normal", "high", "urgent"]),
+                          sentiment=rng.choice(["negative", "neutral", "neutral", "positive"]), language="en",
+                          confidence=rng.betavariate(5, 2), summary="")
+                for t in tickets)
+            RouteDecision.objects.bulk_create(
+                RouteDecision(ticket=t, triage_run=r, lane="mini" if r.confidence >= 0.5 else "large",
+                              top_similarity=rng.uniform(0.7, 0.95))
+                for t, r in zip(tickets, runs, strict=True))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    setup_django()
+    populate(args.tickets)
+
+    from triage import controls, routing, selectors, whatif
+
+    since = controls.whatif_since(365)
+    load, simulate, total = [], [], []
+    summary = None
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        rows = selectors.whatif_rows(since=since)
+        costs = selectors.whatif_costs(since=since)
+        t1 = time.perf_counter()
+        current = controls.contracts_all()
+        proposed = {**current, None: routing.Contract(intent=None, quality_bar=0.7)}
+        switches = controls.switches_current()
+        whatif.observed(rows, costs)
+        summary = whatif.simulate(rows, proposed, switches, costs)
+        t2 = time.perf_counter()
+        load.append(t1 - t0)
+        simulate.append(t2 - t1)
+        total.append(t2 - t0)
+    figures = {
+        "tickets": len(rows),
+        "load_rows_s_median": round(statistics.median(load), 4),
+        "observed_and_simulate_s_median": round(statistics.median(simulate), 4),
+        "total_s_median": round(statistics.median(total), 4),
+        "total_s_min": round(min(total), 4),
+    }
+    print(json.dumps(figures, indent=2))
+    assert summary is not None
+    print(f"proposed escalation rate {summary.escalation_rate:.1%}, {summary.changed} tickets change lane")
+    if RESULTS.exists():
+        previous = json.loads(RESULTS.read_text())
+        if previous.get("total_s_median"):
+            print(f"vs previous run: total ×{figures['total_s_median'] / previous['total_s_median']:.2f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
