@@ -82,6 +82,10 @@ class Signals(NamedTuple):
     top_similarity: float | None = None
 
 
+NO_SIGNALS = Signals()
+NO_BUDGET = Budget()
+
+
 @dataclass(frozen=True)
 class Decision:
     lane: str  # mini | large | human
@@ -116,8 +120,8 @@ def route(
     classification: Classification | None,
     contract: Contract,
     switches: Switches,
-    signals: Signals = Signals(),
-    budget: Budget = Budget(),
+    signals: Signals = NO_SIGNALS,
+    budget: Budget = NO_BUDGET,
     unavailable: frozenset[str] = frozenset(),
 ) -> Decision:
     if classification is None:

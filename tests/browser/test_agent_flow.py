@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import wait_for
 from tests.support import data
 from triage import services
 from triage.models import OutboundEmail, Ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / ".tierdesk" / "test-artifacts"
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is required: apt-get install chromium"
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes between
-    # browser steps are ordinary synchronous calls.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=executable, headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run"],
-            )
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            yield context.new_page()
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
 
 def test_an_agent_edits_and_approves_a_draft_and_the_customer_gets_it(
     celery_worker: None, live_server: Any, smtp_server: Any, page: Any

@@ -8,10 +8,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from kb.services import abcd_article_markdown, article_upsert
 from triage import services
-from triage.models import Intent, IntentExample
+from triage.models import Draft, Intent, IntentExample, ReviewAction, RouteDecision, Ticket, TriageRun
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
 KB_SLUGS = (
@@ -55,3 +56,21 @@ def seed_small() -> None:
     load_taxonomy()
     load_kb()
     services.local_model_train()
+
+
+def triaged_history() -> None:
+    """Four triaged tickets: one approved, one rejected, two undecided, at confidences 0.95 to 0.3."""
+    intent = Intent.objects.create(name="track_order")
+    for i, (confidence, action) in enumerate([(0.95, "approve"), (0.7, "reject"), (0.65, None), (0.3, None)]):
+        ticket = Ticket.objects.create(subject=f"T{i}", body="b", from_email=f"c{i}@example.com", intent=intent,
+                                       status="awaiting_review")
+        run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent,
+                                       urgency="normal", sentiment="neutral", language="en",
+                                       confidence=confidence, summary="s")
+        lane = "mini" if confidence >= 0.5 else "large"
+        decision = RouteDecision.objects.create(ticket=ticket, triage_run=run, lane=lane, top_similarity=0.9)
+        draft = Draft.objects.create(ticket=ticket, route_decision=decision, tier=lane, engine="local", model="m",
+                                     body="hello")
+        if action:
+            user = User.objects.get_or_create(username="agent")[0]
+            ReviewAction.objects.create(ticket=ticket, draft=draft, user=user, action=action, drafted_text="hello")

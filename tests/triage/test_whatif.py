@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from tests.support import data
 from triage import controls, routing, selectors, whatif
-from triage.models import Draft, Intent, ReviewAction, RouteDecision, Ticket, TriageRun
 
 COSTS = whatif.Costs(classify={"nano": Decimal("0.0001"), "mini": Decimal("0.0005"), "large": Decimal("0.002")},
                      draft={"mini": Decimal("0.002"), "large": Decimal("0.01")})
@@ -48,20 +48,7 @@ def test_an_intents_own_contract_wins_over_the_default() -> None:
 
 @pytest.fixture
 def history() -> None:
-    intent = Intent.objects.create(name="track_order")
-    for i, (confidence, action) in enumerate([(0.95, "approve"), (0.7, "reject"), (0.65, None), (0.3, None)]):
-        ticket = Ticket.objects.create(subject=f"T{i}", body="b", from_email=f"c{i}@example.com", intent=intent,
-                                       status="awaiting_review")
-        run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent,
-                                       urgency="normal", sentiment="neutral", language="en",
-                                       confidence=confidence, summary="s")
-        lane = "mini" if confidence >= 0.5 else "large"
-        decision = RouteDecision.objects.create(ticket=ticket, triage_run=run, lane=lane, top_similarity=0.9)
-        draft = Draft.objects.create(ticket=ticket, route_decision=decision, tier=lane, engine="local", model="m",
-                                     body="hello")
-        if action:
-            user = User.objects.get_or_create(username="agent")[0]
-            ReviewAction.objects.create(ticket=ticket, draft=draft, user=user, action=action, drafted_text="hello")
+    data.triaged_history()
 
 
 @pytest.mark.django_db
