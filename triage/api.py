@@ -84,6 +84,7 @@ def _ticket_out(ticket: Ticket) -> dict[str, Any]:
             "id": draft.pk, "tier": draft.tier, "engine": draft.engine, "model": draft.model,
             "body": draft.body, "grounded": draft.grounded, "needs_review_reason": draft.needs_review_reason,
             "gates_passed": draft.gates_passed, "attempts": draft.attempts,
+            "seconds_to_draft": draft.seconds_to_draft, "latency_budget_s": draft.latency_budget_s,
             "status": draft.status, "citations": list(draft.citations.all()), "created_at": draft.created_at,
         },
         "gate_results": list(ticket.gate_results.all()),

@@ -367,6 +367,9 @@ class Draft(models.Model):
     # Tiers tried before this one produced the draft shown (a failed gate regenerates with the next tier).
     attempts = models.JSONField(default=list)
     gates_passed = models.BooleanField(default=True)
+    # Seconds from intake to this draft, against the contract's latency budget.
+    seconds_to_draft = models.FloatField(null=True)
+    latency_budget_s = models.PositiveIntegerField(null=True)
     tier = models.CharField(max_length=10, choices=Tier.choices)
     engine = models.CharField(max_length=10, choices=Engine.choices)
     model = models.CharField(max_length=200)

@@ -105,6 +105,8 @@ class DraftOut(Schema):
     needs_review_reason: str
     gates_passed: bool
     attempts: list[dict[str, Any]]
+    seconds_to_draft: float | None
+    latency_budget_s: int | None
     status: str
     citations: list[CitationOut]
     created_at: datetime

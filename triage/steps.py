@@ -287,10 +287,14 @@ def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
                 reasons.append("failed policy gates: " + ", ".join(r.rule for r in failed))
             if attempt.tier == "large" and attempt.engine == "local":
                 reasons.append("escalated ticket drafted offline by the local engine: no large model reviewed it")
+            elapsed = (timezone.now() - locked.created_at).total_seconds()
+            if elapsed > contract.latency_budget_s:
+                reasons.append(f"drafted in {elapsed:.0f}s, over the {contract.latency_budget_s}s latency budget")
             draft = Draft.objects.create(
                 ticket=locked, route_decision=decision, tier=attempt.tier, engine=attempt.engine,
                 model=attempt.model, body=body, grounded=attempt.grounded, gates_passed=not failed,
-                needs_review_reason="; ".join(reasons), attempts=history,
+                needs_review_reason="; ".join(reasons), attempts=history, seconds_to_draft=round(elapsed, 3),
+                latency_budget_s=contract.latency_budget_s,
             )
             by_marker = {i: r for i, r in enumerate(
                 [r for r in decision.retrieved if r["similarity"] >= settings.KB_MIN_SIMILARITY], 1)}

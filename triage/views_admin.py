@@ -263,7 +263,7 @@ def gates_page(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Gate rule saved.")
         return redirect("settings_gates")
     counts = (GateResult.objects.values("gate", "tier")
-              .annotate(passed=Count("id", filter=Q(passed=True)), failed=Count("id", filter=Q(passed=False)))
+              .annotate(n_passed=Count("id", filter=Q(passed=True)), n_failed=Count("id", filter=Q(passed=False)))
               .order_by("gate", "tier"))
     return render(request, "triage/settings/gates.html", {
         "rules": GateRule.objects.all(), "counts": counts, "categories": CATEGORIES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -148,6 +149,17 @@ def test_a_routine_ticket_stays_on_mini_with_its_contract_version(server: Script
     assert (decision.lane, decision.reasons) == ("mini", [Reason.WITHIN_CONTRACT])
     assert decision.contract.version == 1 and decision.switches_version >= 1
     assert ticket.status == "awaiting_review"
+    draft = Draft.objects.get(ticket=ticket)
+    assert draft.latency_budget_s == 60 and 0 <= draft.seconds_to_draft < 60
+
+
+def test_a_draft_over_its_latency_budget_says_so(server: ScriptedOpenAI, world: None) -> None:
+    controls.contract_publish(actor=None, intent=Intent.objects.get(name="recover_password"), latency_budget_s=1)
+    ticket = new_ticket()
+    Ticket.objects.filter(pk=ticket.pk).update(created_at=ticket.created_at - timedelta(seconds=30))
+    server.script(classified(), reply())
+    run(ticket)
+    assert "over the 1s latency budget" in Draft.objects.get(ticket=ticket).needs_review_reason
 
 
 # --- Draft checks: gates and grounding ----------------------------------------------------------
