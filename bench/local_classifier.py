@@ -240,10 +240,13 @@ def build_configs(with_embeddings: bool) -> list[Config]:
         Config("(b) tfidf + LinearSVC C=1 isotonic", "tfidf", calibrated_svc(1.0, "isotonic")),
     ]
     if with_embeddings:
+        # Normalized embeddings need a weak penalty: on Banking77 C=1/10/50/200/1000 gave
+        # acc 0.843/0.907/0.917/0.921/0.917. For the stack, (e5 weight, C) = (1, 20)/(2, 20)/
+        # (2, 10)/(3, 20)/(3, 50) gave 0.920/0.927/0.930/0.929/0.926, (3, 20) with the lower ECE.
         configs += [Config(f"(c) e5 + LR C={c:g}", "e5", logreg(c)) for c in (50, 200)]
         configs += [
             Config(f"(d) tfidf + {w:g}*e5 + LR C={c:g}", f"tfidf+{w:g}*e5", logreg(c))
-            for w, c in ((2.0, 10), (3.0, 20))
+            for w, c in ((3.0, 20),)
         ]
     return configs
 

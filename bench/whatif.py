@@ -55,22 +55,41 @@ def populate(n: int) -> None:
         size = min(batch, n - start)
         with transaction.atomic():
             tickets = Ticket.objects.bulk_create(
-                Ticket(subject=f"t{start + i}", body="b", from_email="c@example.com", status="awaiting_review")
-                for i in range(size))
+                Ticket(
+                    subject=f"t{start + i}", body="b", from_email="c@example.com", status="awaiting_review"
+                )
+                for i in range(size)
+            )
             runs = TriageRun.objects.bulk_create(
-                TriageRun(ticket=t, tier="nano", engine="local", model="m", intent=rng.choice(intents),
-                          urgency=rng.choice(["low", "normal", "normal", "high", "urgent"]),
-                          sentiment=rng.choice(["negative", "neutral", "neutral", "positive"]), language="en",
-                          confidence=rng.betavariate(5, 2), summary="")
-                for t in tickets)
+                TriageRun(
+                    ticket=t,
+                    tier="nano",
+                    engine="local",
+                    model="m",
+                    intent=rng.choice(intents),
+                    urgency=rng.choice(["low", "normal", "normal", "high", "urgent"]),
+                    sentiment=rng.choice(["negative", "neutral", "neutral", "positive"]),
+                    language="en",
+                    confidence=rng.betavariate(5, 2),
+                    summary="",
+                )
+                for t in tickets
+            )
             RouteDecision.objects.bulk_create(
-                RouteDecision(ticket=t, triage_run=r, lane="mini" if r.confidence >= 0.5 else "large",
-                              top_similarity=rng.uniform(0.7, 0.95))
-                for t, r in zip(tickets, runs, strict=True))
+                RouteDecision(
+                    ticket=t,
+                    triage_run=r,
+                    lane="mini" if r.confidence >= 0.5 else "large",
+                    top_similarity=rng.uniform(0.7, 0.95),
+                )
+                for t, r in zip(tickets, runs, strict=True)
+            )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tickets", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()

@@ -268,7 +268,7 @@ def outbound_send(*, outbound_id: int) -> bool:
 
 # --- Local engine training ----------------------------------------------------------------------
 
-def local_model_train(*, c: float = 10.0) -> LocalModel:
+def local_model_train(*, c: float = 20.0) -> LocalModel:
     rows = list(IntentExample.objects.values_list("text", "intent__name"))
     if not rows:
         raise ApplicationError("there are no labelled examples to train on")

@@ -39,8 +39,10 @@ class LocalIntentModel:
         self.pipeline = pipeline
         self.labels: list[str] = [str(c) for c in pipeline.classes_]
 
+    # C=20 measured best on held-out Bitext and Banking77 (bench/local_classifier.py): the same accuracy
+    # as C=10 with better-calibrated confidence, which is what routing compares with quality bars.
     @classmethod
-    def train(cls, texts: list[str], labels: list[str], *, c: float = 10.0) -> LocalIntentModel:
+    def train(cls, texts: list[str], labels: list[str], *, c: float = 20.0) -> LocalIntentModel:
         if len(set(labels)) < 2:
             raise ValueError("the local classifier needs examples of at least two intents")
         pipeline = Pipeline(
