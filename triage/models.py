@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
@@ -232,6 +234,12 @@ class LocalModel(models.Model):
         ]
 
 
+def new_ticket_token() -> str:
+    # Crockford-style alphabet: no I, L, O, U, so a token read aloud or retyped stays unambiguous.
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "TD-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
 class Ticket(models.Model):
     class Status(models.TextChoices):
         NEW = "new"
@@ -243,7 +251,11 @@ class Ticket(models.Model):
         APPROVED = "approved"
         REJECTED = "rejected"
         FAILED = "failed"
+        IGNORED = "ignored", "Ignored (automatic mail)"
 
+    # Put in reply subjects and reply-to addresses so a customer's answer finds its ticket even when
+    # their mail client drops In-Reply-To and References.
+    token = models.CharField(max_length=16, unique=True, default=new_ticket_token)
     subject = models.CharField(max_length=500)
     body = models.TextField()
     from_email = models.EmailField(max_length=320)
@@ -356,11 +368,59 @@ class ModelCall(models.Model):
         ordering = ["created_at", "id"]
 
 
+class Message(models.Model):
+    """One email in a ticket's thread, inbound or outbound. The Message-ID is what threading matches on."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound"
+        OUTBOUND = "outbound"
+
+    ticket = models.ForeignKey("Ticket", on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    message_id = models.CharField(max_length=998, unique=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.JSONField(default=list)
+    from_email = models.CharField(max_length=320, blank=True)
+    from_name = models.CharField(max_length=200, blank=True)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)  # sanitised
+    reply_text = models.TextField(blank=True)
+    headers = models.JSONField(default=dict)
+    auto_submitted = models.BooleanField(default=False)
+    is_bounce = models.BooleanField(default=False)
+    provider = models.CharField(max_length=20, blank=True)
+    provider_event_id = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_event_id"], condition=~Q(provider_event_id=""),
+                                    name="message_provider_event_once"),
+        ]
+
+
+class MessageAttachment(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveIntegerField()
+    content_id = models.CharField(max_length=255, blank=True)
+    inline = models.BooleanField(default=False)
+    # Stored with Django's storage, outside the database.
+    file = models.FileField(upload_to="attachments/%Y/%m/%d/", max_length=500)
+
+
 class Draft(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         APPROVED = "approved"
         REJECTED = "rejected"
+        SUPERSEDED = "superseded"  # the customer wrote again before anyone decided
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="drafts")
     route_decision = models.OneToOneField(RouteDecision, on_delete=models.CASCADE, related_name="draft")
@@ -466,6 +526,7 @@ class OutboundEmail(models.Model):
         SENDING = "sending"
         SENT = "sent"
         FAILED = "failed"
+        BOUNCED = "bounced"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="outbound_emails")
     review = models.OneToOneField(ReviewAction, on_delete=models.CASCADE, related_name="outbound_email")
@@ -473,8 +534,12 @@ class OutboundEmail(models.Model):
     subject = models.CharField(max_length=600)
     body = models.TextField()
     message_id = models.CharField(max_length=300, unique=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.JSONField(default=list)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounce_detail = models.TextField(blank=True)

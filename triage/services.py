@@ -9,6 +9,7 @@ import logging
 import secrets
 import uuid
 from datetime import timedelta
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,7 @@ from triage.models import (
     IdempotencyRecord,
     IntentExample,
     LocalModel,
+    Message,
     OutboundEmail,
     ReviewAction,
     Ticket,
@@ -185,8 +187,24 @@ def _diff(before: str, after: str) -> str:
     ))
 
 
-def _reply_subject(subject: str) -> str:
-    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+def _reply_subject(subject: str, token: str) -> str:
+    subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    return subject if token in subject else f"{subject} [{token}]"
+
+
+def reply_to_address(token: str) -> str:
+    """support@example.com → support+TD-XXXXXXXX@example.com: replies find their ticket by address too."""
+    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    local, _, domain = address.partition("@")
+    return formataddr((name, f"{local}+{token}@{domain}")) if domain else settings.DEFAULT_FROM_EMAIL
+
+
+def _thread_headers(ticket: Ticket) -> tuple[str, list[str]]:
+    """In-Reply-To and References for a reply: the customer's latest message and its ancestry."""
+    latest = ticket.messages.filter(direction="inbound").order_by("-created_at", "-id").first()
+    if latest is None:
+        return "", []
+    return latest.message_id, [*latest.references, latest.message_id][-20:]
 
 
 def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, final_text: str | None) -> ReviewAction:
@@ -210,11 +228,13 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
         draft.status = Draft.Status.APPROVED
         draft.save(update_fields=["status"])
         Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.APPROVED, updated_at=timezone.now())
-        domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">").strip()
+        domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "tierdesk.localhost"
+        in_reply_to, references = _thread_headers(draft.ticket)
         outbound = OutboundEmail.objects.create(
             ticket=draft.ticket, review=review, to_email=draft.ticket.from_email,
-            subject=_reply_subject(draft.ticket.subject), body=text,
+            subject=_reply_subject(draft.ticket.subject, draft.ticket.token), body=text,
             message_id=f"<tierdesk.{ticket_id}.{uuid.uuid4().hex}@{domain}>",
+            in_reply_to=in_reply_to, references=references,
         )
         enqueue("send_outbound_email", outbound.pk)
         return review
@@ -249,9 +269,13 @@ def outbound_send(*, outbound_id: int) -> bool:
     if claimed != 1:
         return False
     outbound = OutboundEmail.objects.select_related("ticket").get(pk=outbound_id)
+    headers = {"Message-ID": outbound.message_id, "X-Tierdesk-Ticket": outbound.ticket.token}
+    if outbound.in_reply_to:
+        headers["In-Reply-To"] = f"<{outbound.in_reply_to}>"
+        headers["References"] = " ".join(f"<{r}>" for r in outbound.references)
     message = EmailMessage(
-        subject=outbound.subject, body=outbound.body, to=[outbound.to_email],
-        headers={"Message-ID": outbound.message_id, "X-Tierdesk-Ticket": str(outbound.ticket_id)},
+        subject=outbound.subject, body=outbound.body, to=[outbound.to_email], headers=headers,
+        reply_to=[reply_to_address(outbound.ticket.token)],
     )
     try:
         message.send(fail_silently=False)
@@ -260,9 +284,19 @@ def outbound_send(*, outbound_id: int) -> bool:
             status=OutboundEmail.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000]
         )
         raise
-    OutboundEmail.objects.filter(pk=outbound_id).update(
-        status=OutboundEmail.Status.SENT, sent_at=timezone.now(), last_error=""
-    )
+    with transaction.atomic():
+        OutboundEmail.objects.filter(pk=outbound_id).update(
+            status=OutboundEmail.Status.SENT, sent_at=timezone.now(), last_error=""
+        )
+        # Kept in the thread, so a customer's answer to this reply threads by In-Reply-To.
+        Message.objects.get_or_create(
+            message_id=outbound.message_id.strip("<>"),
+            defaults={"ticket_id": outbound.ticket_id, "direction": Message.Direction.OUTBOUND,
+                      "in_reply_to": outbound.in_reply_to, "references": outbound.references,
+                      "from_email": parseaddr(settings.DEFAULT_FROM_EMAIL)[1], "to": [outbound.to_email],
+                      "subject": outbound.subject, "text": outbound.body, "reply_text": outbound.body,
+                      "sent_at": timezone.now()},
+        )
     return True
 
 

@@ -167,6 +167,20 @@ EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 20)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Tierdesk Support <support@tierdesk.localhost>")
 
+# --- Inbound email ----------------------------------------------------------------------------
+# Each provider's endpoint under /inbound/<provider>/ is enabled only when its credentials are set.
+POSTMARK_INBOUND_USER = envstr("TIERDESK_POSTMARK_INBOUND_USER")
+POSTMARK_INBOUND_PASSWORD = envstr("TIERDESK_POSTMARK_INBOUND_PASSWORD")
+MAILGUN_SIGNING_KEY = envstr("TIERDESK_MAILGUN_SIGNING_KEY")
+SENDGRID_INBOUND_SECRET = envstr("TIERDESK_SENDGRID_INBOUND_SECRET")
+SENDGRID_INBOUND_USER = envstr("TIERDESK_SENDGRID_INBOUND_USER")
+SENDGRID_INBOUND_PASSWORD = envstr("TIERDESK_SENDGRID_INBOUND_PASSWORD")
+TIERDESK_MAX_ATTACHMENT_BYTES = envint("TIERDESK_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
+TIERDESK_MAX_ATTACHMENTS = envint("TIERDESK_MAX_ATTACHMENTS", 20)
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("TIERDESK_MAX_REQUEST_BYTES", 30 * 1024 * 1024)
+MEDIA_ROOT = envstr("MEDIA_ROOT", str(devservices.state_dir() / "media"))
+MEDIA_URL = "media/"
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_ACKS_LATE = True

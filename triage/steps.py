@@ -56,12 +56,15 @@ def _store_calls(ticket_id: int, calls: list[tiers.CallRecord]) -> None:
 
 def ticket_text(ticket: Ticket) -> tuple[tiers.TicketText, policy.Redaction]:
     """The ticket, and the same ticket with PII replaced by placeholders for external models."""
+    from triage.intake.ingest import thread_text
+
     subject = " ".join(ticket.subject.split())
+    original = thread_text(ticket)
     # One redaction over all fields so one value gets one placeholder wherever it appears.
     names = [ticket.from_name] if ticket.from_name.strip() else []
-    redaction = policy.redact(f"{ticket.from_name}\n{subject}\n{ticket.body}", names=names)
+    redaction = policy.redact(f"{ticket.from_name}\n{subject}\n{original}", names=names)
     name, redacted_subject, body = (redaction.text.split("\n", 2) + ["", ""])[:3]
-    text = tiers.TicketText(subject=subject, body=ticket.body, from_name=ticket.from_name,
+    text = tiers.TicketText(subject=subject, body=original, from_name=ticket.from_name,
                             redacted_subject=redacted_subject, redacted_body=body, redacted_from_name=name)
     return text, redaction
 
@@ -121,7 +124,9 @@ def ticket_classify(*, ticket_id: int) -> None:
 # --- Route --------------------------------------------------------------------------------------
 
 def _retrieve(ticket: Ticket) -> list[dict[str, Any]]:
-    found = kb_search(query=f"{ticket.subject}\n{ticket.body}")
+    from triage.intake.ingest import thread_text
+
+    found = kb_search(query=f"{ticket.subject}\n{thread_text(ticket)}")
     return [
         {"chunk_id": p.chunk_id, "article_id": p.article_id, "article_slug": p.article_slug,
          "article_title": p.article_title, "article_version": p.article_version, "text": p.text,
