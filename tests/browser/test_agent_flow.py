@@ -48,7 +48,7 @@ def test_an_agent_edits_and_approves_a_draft_and_the_customer_gets_it(
 
     messages = wait_for(lambda: smtp_server.to("sam.browser@example.com"), timeout=60)
     [message] = messages
-    assert message["Subject"] == "Re: Forgot my password"
+    assert message["Subject"] == f"Re: Forgot my password [{ticket.token}]"
     assert "I have also sent you a reset link." in message.get_content()
     outbound = OutboundEmail.objects.get(ticket=ticket)
     assert outbound.status == "sent" and message["Message-ID"] == outbound.message_id

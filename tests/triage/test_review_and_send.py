@@ -55,7 +55,7 @@ def test_an_edited_approval_records_the_diff_and_sends_once(draft: Draft, agent:
         # A redelivered task finds the row already claimed and sends nothing.
         assert services.outbound_send(outbound_id=outbound.pk) is False
     [message] = smtp_server.to("ana@example.com")
-    assert message["Subject"] == "Re: Where is my order?"
+    assert message["Subject"] == f"Re: Where is my order? [{draft.ticket.token}]"
     assert message["Message-ID"] == outbound.message_id
     assert "this morning" in message.get_content()
     outbound.refresh_from_db()
@@ -144,3 +144,31 @@ def test_the_queue_runs_a_fixed_number_of_queries(client: Client, draft: Draft, 
     with django_assert_num_queries(4):
         response = client.get("/", HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and b"T4" in response.content
+
+
+def test_a_reply_to_an_email_ticket_carries_threading_headers_and_threads_back(agent: User,
+                                                                              smtp_server: Any) -> None:
+    from dataclasses import replace
+
+    from tests.triage.intake.test_ingest import mail
+    from triage.intake.ingest import email_ingest
+
+    first = mail("first@example.com", references=("older@example.com",), from_email="ana.thread@example.com")
+    ticket = email_ingest(first, provider="mime").ticket
+    decision = RouteDecision.objects.create(ticket=ticket, lane="mini", reasons=["within_contract"])
+    draft = Draft.objects.create(ticket=ticket, route_decision=decision, tier="mini", engine="local", model="m",
+                                 body="Your order is on its way.")
+    Ticket.objects.filter(pk=ticket.pk).update(status="awaiting_review")
+    review = services.draft_approve(ticket_id=ticket.pk, draft_id=draft.pk, user=agent, final_text=None)
+    with smtp(smtp_server):
+        services.outbound_send(outbound_id=review.outbound_email.pk)
+    [sent] = smtp_server.to("ana.thread@example.com")
+    assert sent["In-Reply-To"] == "<first@example.com>"
+    assert sent["References"] == "<older@example.com> <first@example.com>"
+    assert sent["Subject"] == f"Re: Where is my order? [{ticket.token}]"
+    assert f"support+{ticket.token}@tierdesk.localhost" in sent["Reply-To"]
+    assert "Auto-Submitted" not in sent  # a person approved it: not automatic mail
+
+    answer = replace(mail("answer@example.com"), in_reply_to=sent["Message-ID"].strip("<>"), subject="Re: hi")
+    result = email_ingest(answer, provider="mime")
+    assert result.ticket == ticket and result.outcome == "reopened"
