@@ -16,6 +16,7 @@ from triage.models import (
     Citation,
     Draft,
     GateResult,
+    Message,
     ModelCall,
     ReviewAction,
     RouteDecision,
@@ -66,6 +67,7 @@ def ticket_detail(*, ticket_id: int) -> Ticket | None:
             Prefetch("model_calls", queryset=ModelCall.objects.all()),
             "reviews__user",
             "outbound_emails",
+            Prefetch("messages", queryset=Message.objects.prefetch_related("attachments")),
         )
         .filter(pk=ticket_id)
         .first()

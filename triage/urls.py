@@ -6,10 +6,13 @@ from django.urls import path
 
 from triage import views, views_admin
 from triage.api import api
+from triage.intake import views as inbound
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("tickets/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
+    path("tickets/<int:ticket_id>/attachments/<int:attachment_id>", views.attachment_download,
+         name="attachment_download"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/approve", views.draft_approve, name="draft_approve"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/reject", views.draft_reject, name="draft_reject"),
     path("settings/routing", views_admin.routing_page, name="settings_routing"),
@@ -21,6 +24,11 @@ urlpatterns = [
     path("settings/gates", views_admin.gates_page, name="settings_gates"),
     path("settings/shadow", views_admin.shadow_page, name="settings_shadow"),
     path("settings/audit", views_admin.audit_page, name="settings_audit"),
+    path("inbound/postmark/", inbound.postmark, name="inbound_postmark"),
+    path("inbound/mailgun/", inbound.mailgun, name="inbound_mailgun"),
+    path("inbound/mailgun/mime", inbound.mailgun, name="inbound_mailgun_mime"),
+    path("inbound/sendgrid/", inbound.sendgrid, name="inbound_sendgrid"),
+    path("inbound/sendgrid/<str:secret>/", inbound.sendgrid, name="inbound_sendgrid_secret"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),

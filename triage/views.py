@@ -7,13 +7,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from triage import selectors, services
 from triage.errors import ApplicationError
-from triage.models import Lane, Ticket, Urgency
+from triage.models import Lane, MessageAttachment, Ticket, Urgency
 
 AGENT_GROUPS = ("agents", "admins")
 QUEUE_PAGE_SIZE = 50
@@ -83,6 +83,7 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
         "gate_results": list(ticket.gate_results.all()),
         "reviews": list(ticket.reviews.all()),
         "outbound": list(ticket.outbound_emails.all()),
+        "thread": list(ticket.messages.all()),
         "in_progress": ticket.status in IN_PROGRESS,
     }
     template = "triage/ticket.html#ticket-body" if request.htmx else "triage/ticket.html"
@@ -126,3 +127,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+@agent_required
+def attachment_download(request: HttpRequest, ticket_id: int, attachment_id: int) -> FileResponse:
+    attachment = MessageAttachment.objects.filter(pk=attachment_id, message__ticket_id=ticket_id).first()
+    if attachment is None:
+        raise Http404
+    # Always a download, never rendered inline: an attachment is the customer's file, not our page.
+    response = FileResponse(attachment.file.open("rb"), as_attachment=True, filename=attachment.filename,
+                            content_type="application/octet-stream")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -139,3 +139,28 @@ def test_a_thousand_concurrent_deliveries_of_one_message_store_it_once() -> None
         outcomes = list(pool.map(deliver, range(1000)))
     assert outcomes.count("created") == 1 and outcomes.count("duplicate") == 999
     assert Ticket.objects.count() == 1 and Message.objects.count() == 1
+
+
+def test_agents_download_attachments_and_outsiders_get_404(client: Any, django_user_model: Any, settings: Any,
+                                                           tmp_path: Any) -> None:
+    from django.contrib.auth.models import Group
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    email = mail(attachments=(Attachment("<script>.html", "text/html", b"<script>alert(1)</script>"),))
+    result = email_ingest(email, provider="mime")
+    attachment = result.message.attachments.get()
+    url = f"/tickets/{result.ticket.pk}/attachments/{attachment.pk}"
+    outsider = django_user_model.objects.create_user("charlie", password="pw-charlie-1")
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+    agent = django_user_model.objects.create_user("alice", password="pw-alice-1")
+    agent.groups.add(Group.objects.get_or_create(name="agents")[0])
+    client.force_login(agent)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert response["Content-Type"] == "application/octet-stream"
+    assert b"".join(response.streaming_content) == b"<script>alert(1)</script>"
+    assert client.get(f"/tickets/{result.ticket.pk + 1}/attachments/{attachment.pk}").status_code == 404
+    page = client.get(f"/tickets/{result.ticket.pk}/").content.decode()
+    assert "&lt;script&gt;.html" in page and 'data-testid="thread"' in page
