@@ -16,6 +16,7 @@ import mimetypes
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -91,6 +92,10 @@ class _ParseState:
     parsed: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
+# Set while parse_mime runs: per message, and per thread or task, without touching the immutable policy.
+_PARSE_STATE: ContextVar[_ParseState | None] = ContextVar("tierdesk_mime_parse_state", default=None)
+
+
 class _BoundedPolicy(EmailPolicy):
     """`email.policy.default` (which is `EmailPolicy()`) with a bound on the work of reading part headers.
 
@@ -99,11 +104,9 @@ class _BoundedPolicy(EmailPolicy):
     add up to more than the budget gets them shortened: such a message is an attack, not mail.
     """
 
-    parse_state: Any = None
-
     def header_fetch_parse(self, name: str, value: str) -> Any:
-        state = self.parse_state
-        if not isinstance(value, str) or not isinstance(state, _ParseState):
+        state = _PARSE_STATE.get()
+        if not isinstance(value, str) or state is None:
             return super().header_fetch_parse(name, value)
         key = (name.lower(), value)
         if key not in state.parsed:
@@ -112,6 +115,8 @@ class _BoundedPolicy(EmailPolicy):
             state.parsed[key] = super().header_fetch_parse(name, cut)
         return state.parsed[key]
 
+
+_BOUNDED_POLICY = _BoundedPolicy()
 
 _ID_RE = re.compile(r"<([^<>]*)>")
 _WS_RE = re.compile(r"\s+")
@@ -132,13 +137,20 @@ _CID_REF_RE = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
 def parse_mime(
     raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024, max_attachments: int = 20
 ) -> InboundEmail:
-    raw = bytes(raw)
+    token = _PARSE_STATE.set(_ParseState())
+    try:
+        return _parse_mime(bytes(raw), max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments)
+    finally:
+        _PARSE_STATE.reset(token)
+
+
+def _parse_mime(raw: bytes, *, max_attachment_bytes: int, max_attachments: int) -> InboundEmail:
     if not raw.strip():
         raise InboundError("the message is empty", permanent=True)
     _refuse_part_floods(raw)
     # The feed parser records defects instead of raising; this guard is for the parser bugs that remain.
     try:
-        message = BytesParser(policy=_BoundedPolicy(parse_state=_ParseState())).parsebytes(raw)
+        message = BytesParser(policy=_BOUNDED_POLICY).parsebytes(raw)
     except Exception as exc:
         raise InboundError(f"the message cannot be parsed as MIME: {exc!r}", permanent=True) from exc
     raw_headers = _raw_headers(message)
@@ -1050,7 +1062,7 @@ def _split_latest_reply(full: str) -> str:
     # header in its first 16k characters is kept whole rather than cut at an arbitrary point.
     if not replies or replies[0].headers or (len(replies) == 1 and head is not full):
         return full
-    latest = replies[0].full_body
+    latest = str(replies[0].full_body)
     for key, line in shelved.items():
         latest = latest.replace(key, line)
     return latest
