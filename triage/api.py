@@ -118,9 +118,14 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> Status:
     ticket, created = services.ticket_create(
         **payload.dict(), api_key=request.auth, idempotency_key=key.strip() if key else None,
     )
+    if created:
+        # A ticket this request just stored has no triage yet: answer without reading it back.
+        return Status(201, {**_summary(ticket), "body": ticket.body, "metadata": ticket.metadata,
+                            "channel": ticket.channel, "triage": None, "route": None, "draft": None,
+                            "gate_results": [], "model_calls": []})
     detail = selectors.ticket_detail(ticket_id=ticket.pk)
     assert detail is not None
-    return Status(201 if created else 200, _ticket_out(detail))
+    return Status(200, _ticket_out(detail))
 
 
 @api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: ErrorOut}, summary="A ticket with its triage")

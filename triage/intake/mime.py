@@ -42,7 +42,7 @@ from mailparser_reply import EmailReplyParser
 
 from triage.intake.types import Attachment, InboundEmail, InboundError
 
-__all__ = ["from_parts", "html_to_text", "parse_mime", "sanitize_html", "strip_reply"]
+__all__ = ["decode_bytes", "from_parts", "html_to_text", "parse_mime", "sanitize_html", "strip_reply"]
 
 # Headers kept on InboundEmail.headers (lower-case names). They are what noise, loop and bounce decisions
 # are made from, so an agent can see why a message was flagged; everything else stays in `raw`.
@@ -83,7 +83,7 @@ _MAX_PART_HEADER_CHARS = 1024
 # Part headers (Content-Type, Content-Disposition, ...) cost up to ~10 ms per kilobyte to parse; past this
 # many characters in one message, each is cut to _SHORT_PART_HEADER_CHARS. Real mail never gets near it.
 _PART_HEADER_BUDGET = 32 * 1024
-_SHORT_PART_HEADER_CHARS = 128
+_SHORT_PART_HEADER_CHARS = 64
 
 
 @dataclass
@@ -326,11 +326,11 @@ def _message_part_body(part: Message) -> bytes | None:
         data = part.as_bytes()
     except Exception:  # noqa: BLE001 - the generator can fail on parts the parser only half understood
         return None
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = data.find(separator)
-        if index >= 0:
-            return data[index + len(separator):]
-    return b""
+    ends = [(index, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (index := data.find(sep)) >= 0]
+    if not ends:
+        return b""
+    index, length = min(ends)
+    return data[index + length:]
 
 
 def _safe_content_type(part: Message) -> str:
