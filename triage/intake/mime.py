@@ -74,7 +74,9 @@ _REPLY_MAX_LINE = 500
 # headers; a message built from a thousand parts or a hundred nested multiparts is an attack, not mail.
 _MAX_PART_DELIMITERS = 500
 _MAX_BOUNDARIES = 100
-_BOUNDARY_PARAM_RE = re.compile(rb"""boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))""", re.IGNORECASE)
+_BOUNDARY_PARAM_RE = re.compile(
+    rb"""boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))""", re.IGNORECASE
+)
 _DASH_LINE_RE = re.compile(rb"^--([^\r\n]{1,202})", re.MULTILINE)
 # The header registry is quadratic in time and memory on long values (measured: a 280k-char Subject of
 # encoded words takes 2.7 GB), so nothing longer than these reaches it; real headers are far shorter.
@@ -139,7 +141,9 @@ def parse_mime(
 ) -> InboundEmail:
     token = _PARSE_STATE.set(_ParseState())
     try:
-        return _parse_mime(bytes(raw), max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments)
+        return _parse_mime(
+            bytes(raw), max_attachment_bytes=max_attachment_bytes, max_attachments=max_attachments
+        )
     finally:
         _PARSE_STATE.reset(token)
 
@@ -196,7 +200,9 @@ def _refuse_part_floods(raw: bytes) -> None:
     # of a declared boundary count, so a pasted SQL script full of "-- comments" is not mistaken for one.
     boundaries = {match.group(1) or match.group(2) for match in _BOUNDARY_PARAM_RE.finditer(raw)}
     if len(boundaries) > _MAX_BOUNDARIES:
-        raise InboundError(f"the message declares more than {_MAX_BOUNDARIES} MIME boundaries", permanent=True)
+        raise InboundError(
+            f"the message declares more than {_MAX_BOUNDARIES} MIME boundaries", permanent=True
+        )
     if not boundaries:
         return
     delimiters = 0
@@ -204,7 +210,9 @@ def _refuse_part_floods(raw: bytes) -> None:
         if any(line.group(1).startswith(boundary) for boundary in boundaries):
             delimiters += 1
             if delimiters > _MAX_PART_DELIMITERS:
-                raise InboundError(f"the message has more than {_MAX_PART_DELIMITERS} MIME parts", permanent=True)
+                raise InboundError(
+                    f"the message has more than {_MAX_PART_DELIMITERS} MIME parts", permanent=True
+                )
 
 
 def _raw_headers(message: Message) -> dict[str, str]:
@@ -455,7 +463,9 @@ _LABEL_ALIASES = {
     "iso-8859-8-i": "iso8859-8", "x-gbk": "gbk",
 }
 # Python text codecs that no mailer means: decoding with them would turn bytes into escapes or worse.
-_REFUSED_CODECS = frozenset({"unicode_escape", "raw_unicode_escape", "punycode", "idna", "undefined", "mbcs", "oem"})
+_REFUSED_CODECS = frozenset({
+    "unicode_escape", "raw_unicode_escape", "punycode", "idna", "undefined", "mbcs", "oem",
+})
 _DETECT_BYTES = 64 * 1024
 
 
@@ -700,13 +710,17 @@ def _build(
         reply_text = strip_reply(body_text)
 
     attachments = tuple(attachments)
-    bounce = _bounce(kept, from_email=from_email, subject=subject_text, text=body_text, attachments=attachments)
+    bounce = _bounce(
+        kept, from_email=from_email, subject=subject_text, text=body_text, attachments=attachments
+    )
     reasons = _noise_reasons(kept, from_email=from_email)
     if bounce.report_type:
         reasons.append(f"report:{bounce.report_type}")
 
     out_headers = dict(kept)
-    out_headers.update({k.lower(): v for k, v in notes.items() if k.lower().startswith(TIERDESK_HEADER_PREFIX)})
+    out_headers.update(
+        {k.lower(): v for k, v in notes.items() if k.lower().startswith(TIERDESK_HEADER_PREFIX)}
+    )
     if reasons:
         out_headers["x-tierdesk-noise"] = ", ".join(reasons)
     if bounce.actions:
@@ -771,7 +785,7 @@ _INLINE_MESSAGE_ID_RE = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.
 
 
 def _noise_reasons(headers: Mapping[str, str], *, from_email: str) -> list[str]:
-    """Why a message must not get an automatic answer (RFC 3834 and what real mailers send); [] for a person."""
+    """Why a message must get no automatic answer (RFC 3834 and what mailers really send); [] for a person."""
     reasons: list[str] = []
     auto = headers.get("auto-submitted", "").split(";", 1)[0].strip().lower()
     if auto and auto != "no":
@@ -828,7 +842,8 @@ def _bounce(
     if not is_bounce:
         return _Bounce(report_type=report_type, actions=actions)
     return _Bounce(
-        is_bounce=True, message_id=_returned_message_id(text, attachments), report_type=report_type, actions=actions
+        is_bounce=True, message_id=_returned_message_id(text, attachments), report_type=report_type,
+        actions=actions,
     )
 
 
@@ -920,7 +935,7 @@ def _text_as_html(text: str) -> str:
 
 
 def sanitize_html(html: str) -> str:
-    """HTML safe to show an agent: an allow-list of tags and attributes, cid: images kept for the UI to map."""
+    """HTML safe to show an agent: allow-listed tags and attributes; cid: images kept for the UI to map."""
     if not html:
         return ""
     html = _clean_text(html)
@@ -996,7 +1011,7 @@ def _tidy_text(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------- reply text
 
-# Every language mail-parser-reply knows except Polish, whose pattern splits on a single "Data:" or "Do:" line.
+# Every language mail-parser-reply knows except Polish, whose pattern splits on one "Data:" or "Do:" line.
 _REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "da", "sv", "cs", "ja", "ko", "zh"]
 _REPLY_PARSER = EmailReplyParser(languages=_REPLY_LANGUAGES)
 
@@ -1011,15 +1026,18 @@ _EXTRA_QUOTE_HEADER_RE = re.compile(
     r"|Message transf[ée]r[ée]|Urspr[üu]ngliche Nachricht|Weitergeleitete Nachricht|Messaggio originale"
     r"|Messaggio inoltrato|Oorspronkelijk bericht|Doorgestuurd bericht|Mensagem original"
     r"|Mensagem encaminhada)\s*-{2,}"
-    r"|Begin forwarded message:|Anfang der weitergeleiteten Nachricht:|D[ée]but du message r[ée]exp[ée]di[ée]\s?:"
+    r"|Begin forwarded message:|Anfang der weitergeleiteten Nachricht:"
+    r"|D[ée]but du message r[ée]exp[ée]di[ée]\s?:"
     r"|-{2,3} Below this line is a copy of the message\.?)",  # qmail's bounce
     re.IGNORECASE,
 )
 _SENT_FROM_RE = re.compile(
     r"(?:sent from (?:my )?[\w .'’-]{1,40}|sent with [\w .'’-]{1,40}|get outlook for (?:ios|android)\b.*"
-    r"|sent from (?:mail|outlook) for windows.*|von meinem [\w .-]{1,30} gesendet|gesendet von (?:meinem )?[\w .-]{1,40}"
+    r"|sent from (?:mail|outlook) for windows.*|von meinem [\w .-]{1,30} gesendet"
+    r"|gesendet von (?:meinem )?[\w .-]{1,40}"
     r"|enviado desde mi [\w .-]{1,40}|envoy[ée] de mon [\w .-]{1,40}|inviato da(?:l mio)? [\w .-]{1,40}"
-    r"|verzonden (?:vanaf|met) (?:mijn )?[\w .-]{1,40}|enviado do meu [\w .-]{1,40}|skickat från min [\w .-]{1,40}"
+    r"|verzonden (?:vanaf|met) (?:mijn )?[\w .-]{1,40}|enviado do meu [\w .-]{1,40}"
+    r"|skickat från min [\w .-]{1,40}"
     r"|sendt fra min [\w .-]{1,40}|(?:iphone|android|ipad)から送信)",
     re.IGNORECASE,
 )
