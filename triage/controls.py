@@ -7,7 +7,6 @@ after) and takes effect on the next ticket, without a restart.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -373,9 +372,3 @@ def whatif_since(days: int) -> datetime:
     if not 1 <= days <= WHATIF_MAX_DAYS:
         raise ApplicationError(f"look back between 1 and {WHATIF_MAX_DAYS} days")
     return timezone.now() - timedelta(days=days)
-
-
-@dataclass(frozen=True)
-class ContractDraft:
-    intent: Intent | None
-    values: dict[str, Any]
