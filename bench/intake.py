@@ -43,7 +43,8 @@ def setup() -> tuple[dict[str, str], str]:
         devservices.ensure_postgres(database="tierdesk_bench")
     if not env.get("REDIS_URL"):
         devservices.ensure_redis()
-        env["REDIS_URL"] = devservices.default_redis_url()
+        # A Redis database of its own: the tickets stored here queue tasks that no worker should take.
+        env["REDIS_URL"] = devservices.default_redis_url() + "?virtual_host=15"
     env.update({"TIERDESK_DB_NAME": "tierdesk_bench", "DJANGO_SETTINGS_MODULE": "triage.settings",
                 "TIERDESK_POSTMARK_INBOUND_USER": "bench", "TIERDESK_POSTMARK_INBOUND_PASSWORD": "bench-pass",
                 "LOG_LEVEL": "WARNING"})
@@ -134,6 +135,10 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=20)
+        from triage.celery import app
+
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge("pipeline")
     print(json.dumps(figures, indent=2))
     if RESULTS.exists():
         previous = json.loads(RESULTS.read_text())

@@ -270,7 +270,7 @@ def outbound_send(*, outbound_id: int) -> bool:
     ).update(status=OutboundEmail.Status.SENDING, attempts=F("attempts") + 1)
     if claimed != 1:
         return False
-    outbound = OutboundEmail.objects.select_related("ticket").get(pk=outbound_id)
+    outbound = OutboundEmail.objects.select_related("ticket").get(pk=outbound_id)  # claimed above, so it exists
     headers = {"Message-ID": outbound.message_id, "X-Tierdesk-Ticket": outbound.ticket.token}
     if outbound.in_reply_to:
         headers["In-Reply-To"] = f"<{outbound.in_reply_to}>"

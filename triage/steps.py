@@ -85,9 +85,9 @@ def _local_model() -> Any:
 def ticket_classify(*, ticket_id: int) -> None:
     from triage.services import enqueue
 
-    ticket = Ticket.objects.get(pk=ticket_id)
-    if ticket.status not in IN_FLIGHT:
-        return  # already classified: a redelivered task has nothing to do
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    if ticket is None or ticket.status not in IN_FLIGHT:
+        return  # deleted, or already classified: a redelivered task has nothing to do
     Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(
         status=Ticket.Status.CLASSIFYING, updated_at=timezone.now()
     )
@@ -163,8 +163,8 @@ def decide(ticket: Ticket, run: TriageRun | None, retrieved: list[dict[str, Any]
 def ticket_route(*, ticket_id: int) -> None:
     from triage.services import enqueue
 
-    ticket = Ticket.objects.get(pk=ticket_id)
-    if ticket.status != Ticket.Status.ROUTING:
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    if ticket is None or ticket.status != Ticket.Status.ROUTING:
         return
     run = ticket.triage_runs.select_related("intent").first()
     retrieved = _retrieve(ticket) if run is not None else []
@@ -233,8 +233,8 @@ def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction) -> tuple[str
 def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
     from triage.services import enqueue
 
-    ticket = Ticket.objects.get(pk=ticket_id)
-    if ticket.status != Ticket.Status.DRAFTING:
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    if ticket is None or ticket.status != Ticket.Status.DRAFTING:
         return
     decision = ticket.route_decisions.select_related("triage_run__intent", "contract").first()
     if decision is None or decision.triage_run is None or Draft.objects.filter(route_decision=decision).exists():

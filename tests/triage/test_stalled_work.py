@@ -49,3 +49,13 @@ def test_the_sweeper_requeues_a_ticket_whose_task_was_lost(celery_worker: None) 
     assert services.stalled_work_requeue() == 1
     wait_for(lambda: Ticket.objects.get(pk=ticket.pk).status == "awaiting_review", timeout=90)
     assert Ticket.objects.get(pk=fresh.pk).status == "new"
+
+
+@pytest.mark.django_db
+def test_a_task_for_a_ticket_that_no_longer_exists_does_nothing() -> None:
+    from triage import steps
+
+    steps.ticket_classify(ticket_id=987654)
+    steps.ticket_route(ticket_id=987654)
+    steps.ticket_draft(ticket_id=987654)
+    assert not Ticket.objects.exists()
