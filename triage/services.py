@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from triage.errors import ApplicationError
@@ -78,6 +78,11 @@ def enqueue(task_name: str, *args: Any) -> None:
     transaction.on_commit(send)
 
 
+# A send still claimed after this long lost its worker (killed mid-send). It is sent again with the same
+# Message-ID: if the first attempt did reach the SMTP server, receiving systems and threading treat the
+# second as the same message, which is as close to exactly once as SMTP allows.
+SEND_CLAIM_EXPIRES = timedelta(minutes=10)
+
 # A step that has not moved for this long is presumed lost (worker killed, broker restarted).
 STALLED_AFTER = timedelta(minutes=2)
 _STEP_TASKS = {
@@ -97,7 +102,10 @@ def stalled_work_requeue(*, older_than: timedelta = STALLED_AFTER, limit: int = 
         with transaction.atomic():
             enqueue(_STEP_TASKS[status], ticket_id)
         count += 1
-    queued = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, created_at__lt=cutoff)
+    queued = OutboundEmail.objects.filter(
+        Q(status=OutboundEmail.Status.QUEUED, created_at__lt=cutoff)
+        | Q(status=OutboundEmail.Status.SENDING, claimed_at__lt=timezone.now() - SEND_CLAIM_EXPIRES)
+    )
     for outbound_id in queued.values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
             enqueue("send_outbound_email", outbound_id)
@@ -265,9 +273,13 @@ def draft_reject(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, reaso
 
 def outbound_send(*, outbound_id: int) -> bool:
     """Send one queued reply. The conditional claim means a redelivered task cannot send it twice."""
+    now = timezone.now()
+    # Claimable: queued, failed, or a send whose worker died mid-send (claimed long ago, never finished).
     claimed = OutboundEmail.objects.filter(
-        pk=outbound_id, status__in=[OutboundEmail.Status.QUEUED, OutboundEmail.Status.FAILED]
-    ).update(status=OutboundEmail.Status.SENDING, attempts=F("attempts") + 1)
+        Q(status__in=[OutboundEmail.Status.QUEUED, OutboundEmail.Status.FAILED])
+        | Q(status=OutboundEmail.Status.SENDING, claimed_at__lt=now - SEND_CLAIM_EXPIRES),
+        pk=outbound_id,
+    ).update(status=OutboundEmail.Status.SENDING, attempts=F("attempts") + 1, claimed_at=now)
     if claimed != 1:
         return False
     outbound = OutboundEmail.objects.select_related("ticket").get(pk=outbound_id)  # claimed above, so it exists

@@ -172,3 +172,24 @@ def test_a_reply_to_an_email_ticket_carries_threading_headers_and_threads_back(a
     answer = replace(mail("answer@example.com"), in_reply_to=sent["Message-ID"].strip("<>"), subject="Re: hi")
     result = email_ingest(answer, provider="mime")
     assert result.ticket == ticket and result.outcome == "reopened"
+
+
+def test_a_send_whose_worker_died_is_sent_again_with_the_same_message_id(draft: Draft, agent: User,
+                                                                        smtp_server: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    review = services.draft_approve(ticket_id=draft.ticket_id, draft_id=draft.pk, user=agent, final_text=None)
+    outbound = OutboundEmail.objects.get(review=review)
+    # The worker claimed the row and died before recording the result.
+    OutboundEmail.objects.filter(pk=outbound.pk).update(status="sending", attempts=1,
+                                                        claimed_at=timezone.now() - timedelta(minutes=3))
+    with smtp(smtp_server):
+        assert services.outbound_send(outbound_id=outbound.pk) is False  # a fresh claim is left alone
+        OutboundEmail.objects.filter(pk=outbound.pk).update(claimed_at=timezone.now() - timedelta(minutes=11))
+        assert services.stalled_work_requeue() == 1  # the sweeper picks the abandoned send up
+        assert services.outbound_send(outbound_id=outbound.pk) is True
+    outbound.refresh_from_db()
+    assert outbound.status == "sent" and outbound.attempts == 2
+    assert [m["Message-ID"] for m in smtp_server.to("ana@example.com")].count(outbound.message_id) == 1

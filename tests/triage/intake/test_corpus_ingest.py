@@ -71,3 +71,16 @@ def test_unreadable_input_is_reported_and_the_rest_still_taken(tmp_path: Any) ->
     with pytest.raises(Exception, match="1 of 2 messages were not taken"):
         call_command("ingest_email", str(garbage), str(CORPUS[0]))
     assert Message.objects.count() == 1
+
+
+def test_html_mail_is_shown_sanitised_in_a_sandbox(client: Any, admin_user: Any, settings: Any,
+                                                   tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = str(tmp_path)
+    path = next(p for p in CORPUS if p.name == "html_only_script.eml")
+    call_command("ingest_email", str(path))
+    ticket = Ticket.objects.get()
+    client.force_login(admin_user)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'sandbox=""' in page and "srcdoc=" in page
+    assert "<script" not in page.split("srcdoc=", 1)[1].split("</iframe>", 1)[0]
+    assert "onerror" not in ticket.messages.get().html
