@@ -3,9 +3,10 @@
 import django.contrib.postgres.indexes
 import django.contrib.postgres.search
 import django.db.models.deletion
-import triage.models
 from django.conf import settings
 from django.db import migrations, models
+
+import triage.models
 
 
 class Migration(migrations.Migration):
