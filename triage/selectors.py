@@ -90,10 +90,10 @@ JOIN triage_ticket t ON t.id = d.ticket_id
 JOIN triage_triagerun r ON r.id = d.triage_run_id
 LEFT JOIN triage_intent i ON i.id = r.intent_id
 LEFT JOIN triage_customer c ON c.id = t.customer_id
-LEFT JOIN LATERAL (
-    SELECT a.action FROM triage_reviewaction a WHERE a.ticket_id = d.ticket_id
-    ORDER BY a.created_at DESC, a.id DESC LIMIT 1
-) v ON true
+LEFT JOIN (
+    SELECT DISTINCT ON (a.ticket_id) a.ticket_id, a.action FROM triage_reviewaction a
+    ORDER BY a.ticket_id, a.created_at DESC, a.id DESC
+) v ON v.ticket_id = d.ticket_id
 WHERE t.created_at >= %s
 ORDER BY d.ticket_id, d.created_at DESC, d.id DESC
 """
