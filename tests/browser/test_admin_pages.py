@@ -69,3 +69,42 @@ def test_agents_see_no_settings(live_server: Any, page: Any) -> None:
     assert page.get_by_role("link", name="Settings").count() == 0
     response = page.goto(f"{live_server.url}/settings/routing")
     assert response is not None and response.status == 404
+
+
+def test_an_admin_adds_a_gate_rule_starts_a_shadow_and_rolls_out_a_prompt(live_server: Any, page: Any,
+                                                                          admin: User) -> None:
+    from triage.models import GateRule, PromptVersion, ShadowConfig
+
+    sign_in(page, live_server.url, "ada", "ada-pass-9931")
+    page.goto(f"{live_server.url}/settings/gates")
+    page.get_by_label("Name", exact=True).fill("no-discount-promises")
+    page.locator("select[name=category]").select_option("regulated_language")
+    page.get_by_label("Pattern (regular expression, case-insensitive)").fill(r"\bdiscount code\b")
+    page.get_by_label("Message", exact=True).fill("Discount codes are issued by marketing, not support.")
+    page.get_by_role("button", name="Save rule").click()
+    page.get_by_text("Gate rule saved.").wait_for()
+    assert GateRule.objects.get(name="no-discount-promises").category == "regulated_language"
+
+    page.goto(f"{live_server.url}/settings/shadow")
+    page.get_by_label("Name", exact=True).fill("large classifies 20%")
+    page.locator("select[name=tier]").select_option("large")
+    page.get_by_label("Share of tickets, %").fill("20")
+    page.get_by_role("button", name="Start shadow").click()
+    page.get_by_text("Shadow saved.").wait_for()
+    assert ShadowConfig.objects.get().percent == 20
+    assert page.get_by_test_id("shadow-stats").count() == 1
+
+    page.goto(f"{live_server.url}/settings/prompts")
+    page.locator("details").first.locator("summary").click()
+    editor = page.get_by_label("classify prompt text")
+    editor.fill(editor.input_value() + "\nPrefer the most specific intent.")
+    page.get_by_role("button", name="Create version").first.click()
+    page.get_by_text("Prompt saved.").wait_for()
+    assert PromptVersion.objects.filter(prompt_id="classify", version=2, rollout_percent=0).exists()
+    page.get_by_label("rollout percent for v2").fill("100")
+    page.get_by_role("button", name="Set rollout").click()
+    page.get_by_text("Prompt saved.").wait_for()
+    assert PromptVersion.objects.get(prompt_id="classify", version=2).active is True
+    page.goto(f"{live_server.url}/settings/audit")
+    audit = page.locator("table").inner_text()
+    assert "gate.save" in audit and "shadow.save" in audit and "prompt.rollout" in audit
