@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.core.management import call_command
-from django.test import Client, override_settings
+from django.test import Client
 
 from triage.intake.mime import parse_mime
 from triage.models import Message, Ticket
@@ -52,11 +52,13 @@ def sendgrid(client: Client, raw: bytes) -> Any:
     return client.post("/inbound/sendgrid/sg-secret/", body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
-@override_settings(POSTMARK_INBOUND_USER="pm", POSTMARK_INBOUND_PASSWORD="pm-secret", MAILGUN_SIGNING_KEY=KEY,
-                   SENDGRID_INBOUND_SECRET="sg-secret")
 def test_every_provider_delivers_the_corpus_as_the_raw_path_does(client: Client, settings: Any,
                                                                  tmp_path: Path) -> None:
+    # All through pytest-django's `settings`: mixing it with an override_settings decorator would leak
+    # the decorator's values into later tests when the fixture restores.
     settings.MEDIA_ROOT = str(tmp_path)
+    settings.POSTMARK_INBOUND_USER, settings.POSTMARK_INBOUND_PASSWORD = "pm", "pm-secret"
+    settings.MAILGUN_SIGNING_KEY, settings.SENDGRID_INBOUND_SECRET = KEY, "sg-secret"
     for path in CORPUS:
         raw = path.read_bytes()
         answers = [send(client, raw) for send in (postmark, mailgun, sendgrid)]

@@ -130,6 +130,12 @@ EXPECTED: dict[str, Expected] = {
         'Hola,\n\nSigo sin poder iniciar sesión en la aplicación. Me aparece "contraseña incorrecta" aunque '
         "la cambié ayer.\n\nSaludos,\nElena",
     ),
+    "forwarded_gmail.eml": Expected(
+        "priya.nair@example.com", "Fwd: Your order 58213 has been dispatched",
+        "CAFwd8xQ2kP9rT4vN7mB3sL6hJ1gF5dC8aZ0yX2wE4uR6tY@mail.gmail.com",
+        'Hi, I got the email below a week ago but the parcel never came. The tracking\nlink says "delivered" '
+        "but nothing was left at my door. Can you help?\n\nPriya",
+    ),
     "german_reply.eml": Expected(
         "daniel.weber@example.org", "Re: Lieferadresse ändern",
         "CAB3nR7tY9uI1oP3aS5dF7gH9jK1lZ3xC5vB7nM9qW1e@mail.gmail.com",
