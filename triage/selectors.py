@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -99,8 +100,25 @@ ORDER BY d.ticket_id, d.created_at DESC, d.id DESC
 """
 
 
+# An admin's preview fires on every change to the form: the rows are kept per process until a ticket is
+# routed or reviewed (or the window moves by a minute), so only the first preview pays for the load.
+_whatif_cache: dict[str, Any] = {"key": None, "rows": None}
+
+
 def whatif_rows(*, since: datetime) -> list[whatif.Row]:
-    """Every ticket triaged since `since`, as the what-if replays it, in one query."""
+    """Every ticket triaged since `since`, as the what-if replays it, in one query (cached, see above)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (SELECT max(id) FROM triage_routedecision), (SELECT max(id) FROM triage_reviewaction)")
+        latest = cursor.fetchone()
+    key = (since.replace(second=0, microsecond=0), latest, connection.settings_dict["NAME"])
+    if _whatif_cache["key"] == key:
+        return list(_whatif_cache["rows"])
+    rows = _whatif_rows_load(since=since)
+    _whatif_cache.update(key=key, rows=rows)
+    return list(rows)
+
+
+def _whatif_rows_load(*, since: datetime) -> list[whatif.Row]:
     with transaction.atomic(), connection.cursor() as cursor:
         # The DISTINCT ON sort over tens of thousands of rows spills to disk at the default work_mem.
         cursor.execute("SET LOCAL work_mem = '64MB'")
@@ -108,16 +126,22 @@ def whatif_rows(*, since: datetime) -> list[whatif.Row]:
         fetched = cursor.fetchall()
     Classification, Signals, Row = routing.Classification, routing.Signals, whatif.Row
     reject, needs_human = ReviewAction.Action.REJECT.value, Ticket.Status.NEEDS_HUMAN.value
-    rows = []
-    for (ticket_id, lane, top, intent, urgency, sentiment, language, confidence, vip, flagged, status,
-         action) in fetched:
-        if action is not None:
-            needed: bool | None = action == reject
-        else:
-            needed = True if status == needs_human else None
-        classification = None if intent is None else Classification(
-            intent, urgency, sentiment, language, confidence, "")
-        rows.append(Row(ticket_id, intent, classification, Signals(vip, flagged, top), lane, needed))
+    rows: list[whatif.Row] = []
+    # Tens of thousands of small tuples would trigger the cyclic collector over and over; none of them
+    # can form a cycle, so it is paused while they are built.
+    gc.disable()
+    try:
+        for (ticket_id, lane, top, intent, urgency, sentiment, language, confidence, vip, flagged, status,
+             action) in fetched:
+            if action is not None:
+                needed: bool | None = action == reject
+            else:
+                needed = True if status == needs_human else None
+            classification = None if intent is None else Classification(
+                intent, urgency, sentiment, language, confidence, "")
+            rows.append(Row(ticket_id, intent, classification, Signals(vip, flagged, top), lane, needed))
+    finally:
+        gc.enable()
     return rows
 
 

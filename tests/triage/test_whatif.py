@@ -96,3 +96,24 @@ def test_agents_cannot_reach_the_settings(client: Client) -> None:
         assert client.get(url).status_code == 404, url
     assert client.post("/settings/switches", {"drafts_off": "on"}).status_code == 404
     assert controls.switches_current().drafts_off is False
+
+
+@pytest.mark.django_db
+def test_rows_are_reused_until_a_ticket_is_routed_or_reviewed(history: None,
+                                                             django_assert_num_queries: Any) -> None:
+    from triage.models import RouteDecision, Ticket
+
+    since = controls.whatif_since(30)
+    first = selectors.whatif_rows(since=since)
+    with django_assert_num_queries(1):  # only the check for anything new
+        assert selectors.whatif_rows(since=since) == first
+    ticket = Ticket.objects.create(subject="new", body="b", from_email="n@example.com")
+    RouteDecision.objects.create(ticket=ticket, lane="human")  # no triage run: not a what-if row
+    assert selectors.whatif_rows(since=since) == first
+    from triage.models import Intent, TriageRun
+
+    run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m",
+                                   intent=Intent.objects.get(name="track_order"), urgency="normal",
+                                   sentiment="neutral", language="en", confidence=0.8, summary="s")
+    RouteDecision.objects.create(ticket=ticket, triage_run=run, lane="mini", top_similarity=0.9)
+    assert len(selectors.whatif_rows(since=since)) == len(first) + 1
