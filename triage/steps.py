@@ -203,10 +203,15 @@ def ticket_route(*, ticket_id: int) -> None:
 NEXT_TIER = {"mini": "large"}
 
 
-def _passages(retrieved: list[dict[str, Any]]) -> list[tiers.Passage]:
+def _usable(retrieved: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The retrieved passages good enough to ground a draft, by the citation marker the model sees."""
     usable = [r for r in retrieved if r["similarity"] >= settings.KB_MIN_SIMILARITY]
+    return dict(enumerate(usable, 1))
+
+
+def _passages(retrieved: list[dict[str, Any]]) -> list[tiers.Passage]:
     return [tiers.Passage(marker=i, chunk_id=r["chunk_id"], title=r["article_title"], text=r["text"])
-            for i, r in enumerate(usable, 1)]
+            for i, r in _usable(retrieved).items()]
 
 
 def _draft_plan(decision: RouteDecision, contract: routing.Contract, switches: routing.Switches,
@@ -301,8 +306,7 @@ def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
                 needs_review_reason="; ".join(reasons), attempts=history, seconds_to_draft=round(elapsed, 3),
                 latency_budget_s=contract.latency_budget_s,
             )
-            by_marker = {i: r for i, r in enumerate(
-                [r for r in decision.retrieved if r["similarity"] >= settings.KB_MIN_SIMILARITY], 1)}
+            by_marker = _usable(decision.retrieved)
             Citation.objects.bulk_create(
                 Citation(
                     draft=draft, chunk_id=by_marker[m]["chunk_id"], article_id=by_marker[m]["article_id"],

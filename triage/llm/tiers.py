@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 
 from triage.llm import local, openai_engine
 from triage.llm.errors import ModelError, SchemaInvalid
 from triage.llm.prompts import Prompt
-from triage.llm.schemas import DRAFT_SCHEMA, classification_schema, parse_classification, parse_draft
+from triage.llm.schemas import (
+    DRAFT_SCHEMA,
+    DraftOutput,
+    classification_schema,
+    parse_classification,
+    parse_draft,
+)
 from triage.routing import Classification
 
 SCHEMA_ATTEMPTS = 2
+T = TypeVar("T")
 LOCAL_MODEL_NAME = "tierdesk-local"
 
 
@@ -148,6 +156,27 @@ def _call_openai(conf: TierConfig, system: str, user: str, schema_name: str, sch
     return reply.text
 
 
+def _attempts(step: str, conf: TierConfig, prompt: Prompt, tries: int, calls: list[CallRecord],
+              produce: Callable[[CallRecord], T]) -> T | None:
+    """Up to `tries` attempts on one tier: a schema-invalid answer is tried again, a provider failure is
+    final for this tier. Every attempt is appended to `calls`."""
+    for attempt in range(1, tries + 1):
+        record = CallRecord(step, conf.tier, conf.engine, conf.model, prompt.id, prompt.version, attempt)
+        calls.append(record)
+        try:
+            result = produce(record)
+        except SchemaInvalid as exc:
+            record.schema_valid, record.error = False, str(exc)
+            continue
+        except ModelError as exc:
+            record.error = str(exc)
+            record.transport_failure = conf.engine == "openai"
+            return None
+        record.schema_valid = True
+        return result
+    return None
+
+
 def classify(
     *,
     text: TicketText,
@@ -161,33 +190,26 @@ def classify(
     system = prompt.system.format(intents="\n".join(f"- {i.name}: {i.description}" for i in taxonomy))
     for position, step in enumerate(chain):
         conf = tier_config(step.tier, engine_override=step.engine_override, model_override=step.model_override)
-        attempts = 1 if step.tier == "large" else SCHEMA_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            record = CallRecord("classify", step.tier, conf.engine, conf.model, prompt.id, prompt.version, attempt)
-            outcome.calls.append(record)
-            try:
-                if conf.engine == "local":
-                    if local_model is None:
-                        raise ModelError("no local model has been trained yet", permanent=True)
-                    result, record.latency_ms = local.timed(
-                        local.classify, local_model, subject=text.subject, body=text.body
-                    )
-                    # The local engine passes through the same validator as any model's output.
-                    raw = json.dumps(result._asdict())
-                else:
-                    user = json.dumps({"subject": text.redacted_subject, "body": text.redacted_body},
-                                      ensure_ascii=False)
-                    raw = _call_openai(conf, system, user, "ticket_classification", classification_schema(names),
-                                       record)
-                classification = parse_classification(raw, names)
-            except SchemaInvalid as exc:
-                record.schema_valid, record.error = False, str(exc)
-                continue
-            except ModelError as exc:
-                record.error = str(exc)
-                record.transport_failure = conf.engine == "openai"
-                break
-            record.schema_valid = True
+
+        def produce(record: CallRecord, conf: TierConfig = conf) -> Classification:
+            if conf.engine == "local":
+                if local_model is None:
+                    raise ModelError("no local model has been trained yet", permanent=True)
+                result, record.latency_ms = local.timed(
+                    local.classify, local_model, subject=text.subject, body=text.body
+                )
+                # The local engine passes through the same validator as any model's output.
+                raw = json.dumps(result._asdict())
+            else:
+                user = json.dumps({"subject": text.redacted_subject, "body": text.redacted_body},
+                                  ensure_ascii=False)
+                raw = _call_openai(conf, system, user, "ticket_classification", classification_schema(names),
+                                   record)
+            return parse_classification(raw, names)
+
+        tries = 1 if step.tier == "large" else SCHEMA_ATTEMPTS
+        classification = _attempts("classify", conf, prompt, tries, outcome.calls, produce)
+        if classification is not None:
             outcome.classification = classification
             outcome.tier, outcome.engine, outcome.model = step.tier, conf.engine, conf.model
             outcome.escalated_from = chain[0].tier if position else ""
@@ -213,35 +235,27 @@ def draft(
     conf = tier_config(step.tier, engine_override=step.engine_override, model_override=step.model_override)
     outcome = DraftAttempt(tier=step.tier, engine=conf.engine, model=conf.model)
     markers = {p.marker for p in passages}
-    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
-        record = CallRecord("draft", step.tier, conf.engine, conf.model, prompt.id, prompt.version, attempt)
-        outcome.calls.append(record)
-        try:
-            if conf.engine == "local":
-                refs = [local.PassageRef(p.marker, p.title, p.text) for p in passages]
-                (reply, cited), record.latency_ms = local.timed(
-                    local.compose_draft, from_name=text.from_name, subject=text.subject, body=text.body,
-                    intent=classification.intent, passages=refs, escalated=escalated,
-                )
-                raw = json.dumps({"reply": reply, "citations": cited})
-            else:
-                user = json.dumps({
-                    "customer_name": text.redacted_from_name, "subject": text.redacted_subject,
-                    "body": text.redacted_body, "intent": classification.intent,
-                    "urgency": classification.urgency, "agent_instruction": instruction,
-                }, ensure_ascii=False)
-                raw = _call_openai(conf, prompt.system.format(passages=_passages_block(passages)), user,
-                                   "ticket_reply", DRAFT_SCHEMA, record)
-            parsed = parse_draft(raw)
-        except SchemaInvalid as exc:
-            record.schema_valid, record.error = False, str(exc)
-            continue
-        except ModelError as exc:
-            record.error = str(exc)
-            record.transport_failure = conf.engine == "openai"
-            break
-        record.schema_valid = True
+
+    def produce(record: CallRecord) -> DraftOutput:
+        if conf.engine == "local":
+            refs = [local.PassageRef(p.marker, p.title, p.text) for p in passages]
+            (reply, cited), record.latency_ms = local.timed(
+                local.compose_draft, from_name=text.from_name, subject=text.subject, body=text.body,
+                intent=classification.intent, passages=refs, escalated=escalated,
+            )
+            raw = json.dumps({"reply": reply, "citations": cited})
+        else:
+            user = json.dumps({
+                "customer_name": text.redacted_from_name, "subject": text.redacted_subject,
+                "body": text.redacted_body, "intent": classification.intent,
+                "urgency": classification.urgency, "agent_instruction": instruction,
+            }, ensure_ascii=False)
+            raw = _call_openai(conf, prompt.system.format(passages=_passages_block(passages)), user,
+                               "ticket_reply", DRAFT_SCHEMA, record)
+        return parse_draft(raw)
+
+    parsed = _attempts("draft", conf, prompt, SCHEMA_ATTEMPTS, outcome.calls, produce)
+    if parsed is not None:
         outcome.body = parsed.reply
         outcome.cited = [c for c in parsed.citations if c in markers]
-        return outcome
     return outcome
