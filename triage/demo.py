@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from kb.services import kb_import_abcd_jsonl
-from triage import controls, services
+from triage import controls, learning, services
 from triage.models import Contract, Customer, Intent, IntentExample, LocalModel, Ticket
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
@@ -96,7 +96,7 @@ def seed(*, password_agent: str, password_admin: str) -> dict[str, object]:
                           utterances_path=FIXTURES / "bitext" / "utterances.csv")
     articles = kb_import_abcd_jsonl(path=FIXTURES / "kb" / "abcd_guidelines.jsonl")
     if not LocalModel.objects.filter(active=True).exists():
-        services.local_model_train()
+        learning.local_model_train(trigger=LocalModel.Trigger.SEED)
     logins = users_ensure(password_agent=password_agent, password_admin=password_admin)
     policy_ensure()
     sent = 0

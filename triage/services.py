@@ -20,13 +20,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from triage.errors import ApplicationError
-from triage.llm.local import CLASSIFIER_KIND, LocalIntentModel
+from triage.llm.local import LocalIntentModel
 from triage.models import (
     ApiKey,
     Customer,
     Draft,
     IdempotencyRecord,
-    IntentExample,
     LocalModel,
     Message,
     OutboundEmail,
@@ -312,21 +311,3 @@ def outbound_send(*, outbound_id: int) -> bool:
                       "sent_at": timezone.now()},
         )
     return True
-
-
-# --- Local engine training ----------------------------------------------------------------------
-
-def local_model_train(*, c: float = 20.0) -> LocalModel:
-    rows = list(IntentExample.objects.values_list("text", "intent__name"))
-    if not rows:
-        raise ApplicationError("there are no labelled examples to train on")
-    texts, labels = [r[0] for r in rows], [r[1] for r in rows]
-    model = LocalIntentModel.train(texts, labels, c=c)
-    with transaction.atomic():
-        version = (LocalModel.objects.select_for_update().order_by("-version").values_list("version", flat=True)
-                   .first() or 0) + 1
-        LocalModel.objects.filter(active=True).update(active=False)
-        return LocalModel.objects.create(
-            version=version, kind=CLASSIFIER_KIND, labels=sorted(set(labels)), n_examples=len(rows),
-            metrics={}, artifact=model.dumps(), active=True,
-        )

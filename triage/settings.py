@@ -196,6 +196,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = envfloat("CELERY_BROKER_CONNECTION_TIMEOUT", 
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-work": {"task": "triage.requeue_stalled_work", "schedule": envfloat("TIERDESK_SWEEP_SECONDS", 60.0)},
 }
+# The local classifier retrains on this schedule when its examples or agents' corrections changed; 0 turns
+# the schedule off (an admin can still train from the Learning page or `manage.py train_local_model`).
+LOCAL_MODEL_RETRAIN_HOURS = envfloat("TIERDESK_RETRAIN_HOURS", 24.0)
+if LOCAL_MODEL_RETRAIN_HOURS > 0:
+    CELERY_BEAT_SCHEDULE["retrain-local-model"] = {
+        "task": "triage.retrain_local_model", "schedule": LOCAL_MODEL_RETRAIN_HOURS * 3600,
+    }
 
 # --- Model tiers ------------------------------------------------------------------------------
 # Each tier reads TIERDESK_<TIER>_MODEL/_BASE_URL/_API_KEY, falling back to OPENAI_*; a tier with no

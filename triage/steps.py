@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from kb.selectors import kb_search
 from triage import controls, policy, routing
+from triage.learning import intent_other
 from triage.llm import breaker, tiers
 from triage.models import (
     Citation,
@@ -70,8 +71,12 @@ def ticket_text(ticket: Ticket) -> tuple[tiers.TicketText, policy.Redaction]:
 
 
 def taxonomy() -> list[tiers.IntentInfo]:
-    return [tiers.IntentInfo(i.name, i.description or i.name.replace("_", " "))
-            for i in Intent.objects.order_by("name")]
+    """The team's intents, and `other` for a ticket that fits none of them."""
+    intents = [tiers.IntentInfo(i.name, i.description or i.name.replace("_", " "))
+               for i in Intent.objects.order_by("name")]
+    if all(i.name != routing.OTHER_INTENT for i in intents):
+        intents.append(tiers.IntentInfo(routing.OTHER_INTENT, "fits none of the other intents"))
+    return intents
 
 
 def _local_model() -> Any:
@@ -106,7 +111,7 @@ def ticket_classify(*, ticket_id: int) -> None:
             return
         c = outcome.classification
         if c is not None:
-            intent = Intent.objects.get(name=c.intent)
+            intent = intent_other() if c.intent == routing.OTHER_INTENT else Intent.objects.get(name=c.intent)
             TriageRun.objects.create(
                 ticket=locked, tier=outcome.tier, engine=outcome.engine, model=outcome.model, intent=intent,
                 urgency=c.urgency, sentiment=c.sentiment, language=c.language, confidence=c.confidence,

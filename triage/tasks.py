@@ -45,3 +45,17 @@ def send_outbound_email(outbound_id: int) -> None:
 @shared_task(name="triage.requeue_stalled_work", acks_late=True)
 def requeue_stalled_work() -> int:
     return services.stalled_work_requeue()
+
+
+@shared_task(name="triage.run_job", **PIPELINE)
+def run_job(job_id: int) -> None:
+    from triage.jobs import job_run
+
+    job_run(job_id=job_id)
+
+
+@shared_task(name="triage.retrain_local_model", acks_late=True)
+def retrain_local_model() -> None:
+    from triage.learning import training_scheduled
+
+    training_scheduled()

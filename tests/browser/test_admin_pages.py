@@ -100,11 +100,11 @@ def test_an_admin_adds_a_gate_rule_starts_a_shadow_and_rolls_out_a_prompt(live_s
     editor.fill(editor.input_value() + "\nPrefer the most specific intent.")
     page.get_by_role("button", name="Create version").first.click()
     page.get_by_text("Prompt saved.").wait_for()
-    assert PromptVersion.objects.filter(prompt_id="classify", version=2, rollout_percent=0).exists()
-    page.get_by_label("rollout percent for v2").fill("100")
+    assert PromptVersion.objects.filter(prompt_id="classify", version=3, rollout_percent=0).exists()
+    page.get_by_label("rollout percent for v3").fill("100")
     page.get_by_role("button", name="Set rollout").click()
     page.get_by_text("Prompt saved.").wait_for()
-    assert PromptVersion.objects.get(prompt_id="classify", version=2).active is True
+    assert PromptVersion.objects.get(prompt_id="classify", version=3).active is True
     page.goto(f"{live_server.url}/settings/audit")
     audit = page.locator("table").inner_text()
     assert "gate.save" in audit and "shadow.save" in audit and "prompt.rollout" in audit

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from kb.services import abcd_article_markdown, article_upsert
-from triage import services
+from triage import learning
 from triage.models import Draft, Intent, IntentExample, ReviewAction, RouteDecision, Ticket, TriageRun
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
@@ -55,7 +55,7 @@ def load_kb() -> None:
 def seed_small() -> None:
     load_taxonomy()
     load_kb()
-    services.local_model_train()
+    learning.local_model_train()
 
 
 def triaged_history() -> None:

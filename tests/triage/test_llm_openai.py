@@ -11,7 +11,7 @@ from django.test import override_settings
 from tests.support import data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion
 from tests.support.scripted_openai import tier_settings as tiers
-from triage import services, steps
+from triage import learning, steps
 from triage.models import Draft, ModelCall, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_a_valid_reply_is_stored_with_tokens_cost_and_engine(server: ScriptedOpe
     call = ModelCall.objects.get(ticket=ticket)
     assert (call.tokens_in, call.tokens_out, call.schema_valid) == (120, 40, True)
     assert call.cost_usd == Decimal("0.00007400")  # 120 × $0.20/M + 40 × $1.25/M
-    assert (call.prompt_id, call.prompt_version) == ("classify", 1)
+    assert (call.prompt_id, call.prompt_version) == ("classify", 2)
     request = server.requests[0]
     assert request["authorization"] == "Bearer sk-test"
     schema = request["json"]["response_format"]["json_schema"]["schema"]
@@ -76,7 +76,7 @@ def test_a_retry_after_schema_failure_that_succeeds_stays_on_nano(server: Script
 
 
 def test_a_timeout_is_recorded_and_the_step_falls_to_the_next_tier(server: ScriptedOpenAI, ticket: Ticket) -> None:
-    services.local_model_train()
+    learning.local_model_train()
     server.script(Reply(delay=2.0, body={}))
     with override_settings(TIERS=tiers(server, openai_tiers=("nano",), timeout=0.5)):
         steps.ticket_classify(ticket_id=ticket.pk)

@@ -13,7 +13,7 @@ from django.test import Client, override_settings
 
 from tests.support import data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, tier_settings
-from triage import controls, steps
+from triage import controls, learning, steps
 from triage.llm import breaker
 from triage.models import (
     AuditEvent,
@@ -196,9 +196,7 @@ def test_a_draft_citing_nothing_is_regenerated_by_the_next_tier(server: Scripted
 
 
 def test_the_same_gates_apply_to_the_local_engine(world: None) -> None:
-    from triage import services
-
-    services.local_model_train()
+    learning.local_model_train()
     # Every local draft opens with this phrase, so the rule fails on mini and again on large.
     controls.gate_rule_save(actor=None, name="no-pleasantries", category="regulated_language",
                             pattern=r"getting in touch", message="test rule")
@@ -337,14 +335,14 @@ def test_a_prompt_version_rolls_out_is_recorded_on_calls_and_rolls_back(server: 
                                                                          world: None) -> None:
     base = controls.prompt_for(prompt_id="classify")
     controls.prompt_create(actor=None, prompt_id="classify", system=base.system + "\nBe terse.", rollout_percent=0)
-    controls.prompt_rollout(actor=None, prompt_id="classify", version=2, percent=100)
+    controls.prompt_rollout(actor=None, prompt_id="classify", version=3, percent=100)
     server.script(classified(), reply())
     ticket = run(new_ticket())
     call = ModelCall.objects.get(ticket=ticket, step="classify")
-    assert (call.prompt_id, call.prompt_version) == ("classify", 2)
+    assert (call.prompt_id, call.prompt_version) == ("classify", 3)
     assert "Be terse." in server.requests[0]["json"]["messages"][0]["content"]
     controls.prompt_rollback(actor=None, prompt_id="classify")
-    assert controls.prompt_for(prompt_id="classify").version == 1
+    assert controls.prompt_for(prompt_id="classify").version == 2
 
 
 def test_a_prompt_without_its_placeholder_is_refused(world: None) -> None:
@@ -396,5 +394,6 @@ def test_the_api_returns_the_full_route_trace(server: ScriptedOpenAI, world: Non
     assert body["route"]["contract_version"] == 1 and body["route"]["reasons"] == ["within_contract"]
     assert {(g["tier"], g["passed"]) for g in body["gate_results"]} >= {("mini", False), ("large", True)}
     assert [c["tier"] for c in body["model_calls"]] == ["nano", "mini", "large"]
-    assert all(c["prompt_version"] == 1 and c["cost_usd"] for c in body["model_calls"])
+    assert [c["prompt_version"] for c in body["model_calls"]] == [2, 1, 1]  # classify v2, draft v1
+    assert all(c["cost_usd"] for c in body["model_calls"])
     assert [a["tier"] for a in body["draft"]["attempts"]] == ["mini", "large"]

@@ -1,0 +1,239 @@
+"""The local engine learns: agents' corrections become training examples, and a retrained classifier
+replaces the active one only if it is not worse on the held-back part of the team's data.
+
+The held-back part is chosen by a stable hash of each example's id, so it is the same set for every
+training run and no deployed model has ever trained on it: the scores of all versions are comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from triage.controls import audit
+from triage.errors import ApplicationError
+from triage.llm import local
+from triage.models import (
+    OTHER_INTENT,
+    Correction,
+    Intent,
+    IntentExample,
+    Job,
+    LocalModel,
+    Sentiment,
+    Ticket,
+    TriageRun,
+    Urgency,
+)
+
+HOLDOUT_BUCKETS = 5  # one example in five is held back
+MIN_EXAMPLES_FOR_HOLDOUT = 5  # an intent with fewer examples keeps them all for training
+EMBED_BATCH = 256
+
+
+def in_holdout(example_id: int) -> bool:
+    # Knuth's multiplicative hash spreads consecutive ids (a bulk-loaded intent) over the buckets.
+    return (example_id * 2654435761) % 2**32 % HOLDOUT_BUCKETS == 0
+
+
+def intent_other() -> Intent:
+    intent, _ = Intent.objects.get_or_create(
+        name=OTHER_INTENT, defaults={"description": "fits none of the other intents"}
+    )
+    return intent
+
+
+def example_text(ticket: Ticket) -> str:
+    """What the local classifier reads for a ticket: the same text the pipeline classifies."""
+    from triage.steps import thread_text
+
+    return f"{' '.join(ticket.subject.split())}\n{thread_text(ticket)}".strip()
+
+
+# --- Corrections --------------------------------------------------------------------------------
+
+_ALLOWED = {
+    Correction.Field.URGENCY: {u.value for u in Urgency},
+    Correction.Field.SENTIMENT: {s.value for s in Sentiment},
+}
+
+
+@transaction.atomic
+def ticket_correct(*, ticket: Ticket, user: AbstractBaseUser, field: str, value: str) -> Correction | None:
+    """Record an agent's correction of the classification and apply it to the ticket.
+
+    An intent correction also becomes a training example for the local classifier (one per ticket, moved
+    if the ticket is corrected again). Setting the value the ticket already has records nothing.
+    """
+    if field not in Correction.Field.values:
+        raise ApplicationError(f"{field!r} cannot be corrected; choose intent, urgency or sentiment")
+    locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    run = TriageRun.objects.filter(ticket=locked).order_by("-created_at", "-id").first()
+    if field == Correction.Field.INTENT:
+        intent = Intent.objects.filter(name=value).first()
+        if intent is None:
+            if value != OTHER_INTENT:
+                raise ApplicationError(f"{value!r} is not an intent in the taxonomy")
+            intent = intent_other()
+        old = locked.intent.name if locked.intent_id else ""
+        if old == intent.name:
+            return None
+        locked.intent = intent
+        IntentExample.objects.update_or_create(
+            ticket=locked,
+            defaults={"intent": intent, "text": example_text(locked), "source": IntentExample.Source.CORRECTION,
+                      "created_by": user},
+        )
+    else:
+        if value not in _ALLOWED[field]:
+            raise ApplicationError(f"{value!r} is not a valid {field}; choose one of {', '.join(sorted(_ALLOWED[field]))}")
+        old = getattr(locked, field)
+        if old == value:
+            return None
+        setattr(locked, field, value)
+    locked.save(update_fields=[field, "updated_at"])
+    since = int((timezone.now() - run.created_at).total_seconds()) if run else None
+    correction = Correction.objects.create(
+        ticket=locked, triage_run=run, field=field, old_value=old, new_value=value, user=user,
+        seconds_since_triage=since,
+    )
+    audit(actor=user, action=f"ticket.correct.{field}", obj=locked, before={field: old}, after={field: value})
+    return correction
+
+
+# --- Training -----------------------------------------------------------------------------------
+
+def data_fingerprint() -> str:
+    """Changes whenever an example is added, removed or relabelled; a scheduled run skips unchanged data."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(md5(string_agg(id::text || ':' || intent_id::text || ':' || md5(text), ','"
+            " ORDER BY id)), '') FROM triage_intentexample"
+        )
+        count, digest = cursor.fetchone()
+    return hashlib.sha256(f"{count}:{digest}".encode()).hexdigest()[:16]
+
+
+def _embed_missing(progress: Callable[[int, int], None]) -> None:
+    """Embed the examples that have no stored vector yet (the first training pays for all of them)."""
+    missing = list(IntentExample.objects.filter(embedding__isnull=True).values_list("id", "text"))
+    for offset in range(0, len(missing), EMBED_BATCH):
+        batch = missing[offset:offset + EMBED_BATCH]
+        vectors = local.embed_texts([text for _, text in batch])
+        IntentExample.objects.bulk_update(
+            [IntentExample(id=pk, embedding=vectors[i].tolist()) for i, (pk, _) in enumerate(batch)],
+            ["embedding"],
+        )
+        progress(offset + len(batch), len(missing))
+
+
+def _scores(truth: list[str], predicted: list[str]) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    labels = sorted(set(truth))
+    return {
+        "macro_f1": round(float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)), 4),
+        "accuracy": round(float(accuracy_score(truth, predicted)), 4),
+        "other_rate": round(sum(p == OTHER_INTENT for p in predicted) / len(predicted), 4) if predicted else 0.0,
+    }
+
+
+def local_model_train(*, trigger: str = LocalModel.Trigger.COMMAND, actor: AbstractBaseUser | None = None,
+                      force: bool = False, progress: Callable[[int, int], None] | None = None) -> LocalModel:
+    """Train a candidate on the team's examples and corrections; make it active if it is not worse.
+
+    Both the candidate and the active model are scored on the same held-back examples. `force` makes the
+    candidate active regardless (audited), for an admin who knows the held-back set is unrepresentative.
+    """
+    progress = progress or (lambda done, total: None)
+    started = time.monotonic()
+    _embed_missing(progress)
+    rows = list(IntentExample.objects.values_list("id", "text", "intent__name", "source", "embedding"))
+    if not rows:
+        raise ApplicationError("there are no labelled examples to train on")
+    per_intent = Counter(r[2] for r in rows)
+    holdout = [r for r in rows if per_intent[r[2]] >= MIN_EXAMPLES_FOR_HOLDOUT and in_holdout(r[0])]
+    held_ids = {r[0] for r in holdout}
+    train = [r for r in rows if r[0] not in held_ids]
+    if len({r[2] for r in train}) < 2:
+        raise ApplicationError("the local classifier needs examples of at least two intents")
+    candidate = local.LocalIntentModel.train(
+        [r[1] for r in train], [r[2] for r in train], embeddings=np.asarray([r[4] for r in train], dtype=np.float32),
+    )
+    metrics: dict[str, Any] = {"fingerprint": data_fingerprint()}
+    decision, activate = "no active model: made active", True
+    if holdout:
+        truth = [r[2] for r in holdout]
+        held_vectors = np.asarray([r[4] for r in holdout], dtype=np.float32)
+        texts = [r[1] for r in holdout]
+        metrics |= _scores(truth, [p for p, _ in candidate.predict(texts, embeddings=held_vectors)])
+        current = LocalModel.objects.filter(active=True).first()
+        if current is not None:
+            from triage.services import local_model_active
+
+            active_model = local_model_active()
+            assert active_model is not None
+            previous = _scores(truth, [p for p, _ in active_model.predict(texts, embeddings=held_vectors)])
+            metrics["active_version"] = current.version
+            metrics["active_macro_f1"] = previous["macro_f1"]
+            if metrics["macro_f1"] >= previous["macro_f1"]:
+                decision = (f"macro-F1 {metrics['macro_f1']:.4f} on {len(holdout)} held-back examples, not worse "
+                            f"than v{current.version}'s {previous['macro_f1']:.4f}: made active")
+            elif force:
+                decision = (f"macro-F1 {metrics['macro_f1']:.4f} below v{current.version}'s "
+                            f"{previous['macro_f1']:.4f}; made active by {getattr(actor, 'username', 'command')}")
+            else:
+                activate = False
+                decision = (f"macro-F1 {metrics['macro_f1']:.4f} below v{current.version}'s "
+                            f"{previous['macro_f1']:.4f} on {len(holdout)} held-back examples: kept v{current.version}")
+    with transaction.atomic():
+        version = (LocalModel.objects.select_for_update().aggregate(v=Max("version"))["v"] or 0) + 1
+        if activate:
+            LocalModel.objects.filter(active=True).update(active=False)
+        row = LocalModel.objects.create(
+            version=version, kind=local.CLASSIFIER_KIND, labels=sorted({r[2] for r in train}),
+            n_examples=len(train), n_corrections=sum(r[3] == IntentExample.Source.CORRECTION for r in rows),
+            n_holdout=len(holdout), metrics=metrics, artifact=candidate.dumps(), active=activate,
+            decision=decision, trigger=trigger, created_by=actor, train_seconds=round(time.monotonic() - started, 2),
+        )
+        audit(actor=actor, action="local_model.train", obj=row, before=None,
+              after={"version": version, "active": activate, "decision": decision})
+    return row
+
+
+# --- Jobs ---------------------------------------------------------------------------------------
+
+def training_request(*, actor: AbstractBaseUser | None, trigger: str = LocalModel.Trigger.MANUAL) -> Job:
+    """Queue a training; a request while one is queued or running returns that one."""
+    from django.db import IntegrityError
+
+    from triage.services import enqueue
+
+    pending = Job.objects.filter(kind=Job.Kind.TRAIN_LOCAL_MODEL, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+    existing = pending.first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(kind=Job.Kind.TRAIN_LOCAL_MODEL, params={"trigger": trigger}, created_by=actor)
+    except IntegrityError:
+        return pending.get()
+    transaction.on_commit(lambda: enqueue("run_job", job.pk))
+    return job
+
+
+def training_scheduled() -> Job | None:
+    """The schedule's entry point: retrain only when the examples changed since the newest model."""
+    newest = LocalModel.objects.order_by("-version").first()
+    if newest is not None and newest.metrics.get("fingerprint") == data_fingerprint():
+        return None
+    return training_request(actor=None, trigger=LocalModel.Trigger.SCHEDULE)
