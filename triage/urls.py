@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from triage import views, views_admin
+from triage import views, views_admin, views_evals
 from triage.api import api
 from triage.intake import views as inbound
 
@@ -15,6 +15,14 @@ urlpatterns = [
          name="attachment_download"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/approve", views.draft_approve, name="draft_approve"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/reject", views.draft_reject, name="draft_reject"),
+    path("tickets/<int:ticket_id>/correct", views.ticket_correct, name="ticket_correct"),
+    path("settings/learning", views_evals.learning_page, name="settings_learning"),
+    path("settings/learning/train", views_evals.learning_train, name="settings_learning_train"),
+    path("settings/jobs/<int:job_id>", views_evals.job_status, name="settings_job"),
+    path("settings/evals", views_evals.evals_page, name="settings_evals"),
+    path("settings/evals/start", views_evals.eval_start, name="settings_eval_start"),
+    path("settings/evals/replay", views_evals.replay_start, name="settings_replay_start"),
+    path("settings/evals/<int:run_id>", views_evals.eval_detail, name="settings_eval_detail"),
     path("settings/routing", views_admin.routing_page, name="settings_routing"),
     path("settings/routing/preview", views_admin.routing_preview, name="settings_routing_preview"),
     path("settings/routing/publish", views_admin.routing_publish, name="settings_routing_publish"),

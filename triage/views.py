@@ -11,9 +11,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from triage import selectors, services
+from triage import learning, selectors, services, steps
 from triage.errors import ApplicationError
-from triage.models import Lane, MessageAttachment, Ticket, Urgency
+from triage.models import Correction, Lane, MessageAttachment, Sentiment, Ticket, Urgency
 
 AGENT_GROUPS = ("agents", "admins")
 QUEUE_PAGE_SIZE = 50
@@ -85,6 +85,10 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
         "outbound": list(ticket.outbound_emails.all()),
         "thread": list(ticket.messages.all()),
         "in_progress": ticket.status in IN_PROGRESS,
+        "corrections": list(ticket.corrections.select_related("user")),
+        "intent_names": [i.name for i in steps.taxonomy()],
+        "urgencies": Urgency.choices,
+        "sentiments": Sentiment.choices,
     }
     template = "triage/ticket.html#ticket-body" if request.htmx else "triage/ticket.html"
     response = render(request, template, context)
@@ -119,6 +123,24 @@ def draft_reject(request: HttpRequest, ticket_id: int, draft_id: int) -> HttpRes
         messages.error(request, exc.message)
     else:
         messages.success(request, "Draft rejected; the ticket is in the human queue.")
+    return redirect("ticket_detail", ticket_id=ticket_id)
+
+
+@require_POST
+@agent_required
+def ticket_correct(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    """Apply the agent's corrections (any of intent, urgency, sentiment); each change is one Correction."""
+    ticket = _ticket_for_user(request, ticket_id)
+    changed = []
+    try:
+        for field in Correction.Field.values:
+            value = request.POST.get(field)
+            if value and learning.ticket_correct(ticket=ticket, user=request.user, field=field, value=value):
+                changed.append(field)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Corrected {', '.join(changed)}." if changed else "Nothing changed.")
     return redirect("ticket_detail", ticket_id=ticket_id)
 
 
