@@ -54,7 +54,7 @@ def intent_other() -> Intent:
 
 def example_text(ticket: Ticket) -> str:
     """What the local classifier reads for a ticket: the same text the pipeline classifies."""
-    from triage.steps import thread_text
+    from triage.intake.ingest import thread_text
 
     return f"{' '.join(ticket.subject.split())}\n{thread_text(ticket)}".strip()
 
