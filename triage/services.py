@@ -26,6 +26,7 @@ from triage.models import (
     Customer,
     Draft,
     IdempotencyRecord,
+    Job,
     LocalModel,
     Message,
     OutboundEmail,
@@ -108,6 +109,17 @@ def stalled_work_requeue(*, older_than: timedelta = STALLED_AFTER, limit: int = 
     for outbound_id in queued.values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
             enqueue("send_outbound_email", outbound_id)
+        count += 1
+    # Background jobs: queued while the broker was down, or running on a worker that died.
+    from triage.jobs import STALE_AFTER
+
+    jobs = Job.objects.filter(
+        Q(status=Job.Status.QUEUED, created_at__lt=cutoff)
+        | Q(status=Job.Status.RUNNING, started_at__lt=timezone.now() - STALE_AFTER)
+    )
+    for job_id in jobs.values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            enqueue("run_job", job_id)
         count += 1
     return count
 

@@ -181,3 +181,31 @@ def test_agents_cannot_reach_the_learning_page(client: Client, agent: User) -> N
     assert client.get("/settings/learning").status_code == 404
     assert client.post("/settings/learning/train").status_code == 404
     assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_job_left_queued_or_on_a_dead_worker_is_queued_again(monkeypatch: pytest.MonkeyPatch,
+                                                               django_capture_on_commit_callbacks: Any) -> None:
+    from triage import tasks
+    from triage.jobs import job_run
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.run_job, "apply_async", lambda args, retry: sent.append(args[0]))
+    now = timezone.now()
+    lost = Job.objects.create(kind="replay", params={})
+    Job.objects.filter(pk=lost.pk).update(created_at=now - timedelta(minutes=5))
+    Job.objects.create(kind="replay", params={})  # just queued: its task is on its way
+    dead = Job.objects.create(kind="triage_eval", status="running", started_at=now - timedelta(minutes=15))
+    Job.objects.create(kind="triage_eval", status="running", started_at=now - timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stalled_work_requeue()
+    assert sorted(sent) == sorted([lost.pk, dead.pk])
+
+    finished = Job.objects.create(kind="replay", params={}, status="done", finished_at=now)
+    job_run(job_id=finished.pk)  # a redelivered task for a finished job changes nothing
+    finished.refresh_from_db()
+    assert (finished.status, finished.error, finished.finished_at) == ("done", "", now)
+    failing = Job.objects.create(kind="replay", params={"tier": "mini", "limit": 5, "name": "r"})
+    job_run(job_id=failing.pk)
+    failing.refresh_from_db()
+    assert (failing.status, failing.error) == ("failed", "there are no classified tickets to replay")
