@@ -211,8 +211,9 @@ def read_zip(source: Path | IO[bytes]) -> Iterator[ImportItem | Failure | str]:
     except (zipfile.BadZipFile, OSError) as exc:
         raise ImportRefused(f"this is not a readable zip archive ({exc})") from exc
     with archive:
+        # Hidden files (.DS_Store) and macOS resource forks are not articles; ".." is kept to be refused.
         members = [i for i in archive.infolist() if not i.is_dir()
-                   and not any(p.startswith(".") or p == "__MACOSX" for p in i.filename.split("/"))]
+                   and not any(p == "__MACOSX" or (p.startswith(".") and p != "..") for p in i.filename.split("/"))]
         if len(members) > max_files:
             raise ImportRefused(f"the archive holds {len(members)} files; the limit is {max_files}")
         # Declared sizes bound what is decompressed (zipfile stops at file_size and checks the CRC), so
