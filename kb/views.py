@@ -131,14 +131,15 @@ def article_history(request: HttpRequest, article_id: int) -> HttpResponse:
     by_number = {v.version: v for v in versions}
     diff = None
     a, b = request.GET.get("a", ""), request.GET.get("b", "")
-    if a and b:
+    if not (a or b) and len(versions) >= 2:
+        # By default, what the newest version changed.
+        a, b = str(versions[1].version), str(versions[0].version)
+    if a or b:
         if not (a.isdigit() and b.isdigit() and int(a) in by_number and int(b) in by_number):
             messages.error(request, "choose two versions this article has")
         else:
             diff = {"a": by_number[int(a)], "b": by_number[int(b)],
                     "lines": _diff(by_number[int(a)], by_number[int(b)])}
-    elif len(versions) >= 2:
-        a, b = str(versions[1].version), str(versions[0].version)
     pending = versions[0] if versions and versions[0].version > article.version else None
     return render(request, "kb/history.html", {
         "article": article, "versions": versions, "diff": diff, "a": a, "b": b, "pending": pending,
