@@ -165,15 +165,20 @@ def read_folder(root: Path) -> Iterator[ImportItem | Failure | str]:
     if not root.is_dir():
         raise ImportRefused(f"{root} is not a folder")
     max_files, max_bytes = _limit("KB_IMPORT_MAX_FILES", 2000), _limit("KB_IMPORT_MAX_FILE_BYTES", 5 * 2**20)
+    max_total = _limit("KB_IMPORT_MAX_TOTAL_BYTES", 50 * 2**20)
     files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        # Hidden folders (.git) hold no articles; a symlinked folder is listed so it can be reported.
+        # A symlinked folder is listed so it can be reported; hidden folders (.git) hold no articles.
+        files.extend(here / d for d in dirnames if not d.startswith(".") and (here / d).is_symlink())
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
-        files.extend(here / d for d in os.listdir(here) if not d.startswith(".") and (here / d).is_symlink()
-                     and (here / d).is_dir())
         files.extend(here / f for f in filenames if not f.startswith("."))
     files.sort()
+    if len(files) > max_files:
+        raise ImportRefused(f"the folder holds {len(files)} files; the limit is {max_files}")
+    total = sum(p.lstat().st_size for p in files if p.suffix.lower() in ARTICLE_SUFFIXES)
+    if total > max_total:
+        raise ImportRefused(f"the folder's articles hold {total} bytes; the limit is {max_total}")
     for path in files:
         name = path.relative_to(root).as_posix()
         if path.is_symlink():

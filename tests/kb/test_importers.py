@@ -181,6 +181,13 @@ def test_too_many_files_are_refused(settings: object) -> None:
     assert not Article.objects.exists()
 
 
+def test_a_folder_with_too_many_files_is_refused(folder: Path, settings: object) -> None:
+    settings.KB_IMPORT_MAX_FILES = 5  # type: ignore[attr-defined]
+    with pytest.raises(ImportRefused, match="the folder holds 6 files; the limit is 5"):
+        kb_import(source=folder)
+    assert not Article.objects.exists()
+
+
 def test_a_file_over_the_size_limit_fails_alone(settings: object) -> None:
     settings.KB_IMPORT_MAX_FILE_BYTES = 1000  # type: ignore[attr-defined]
     report = kb_import(source=zip_of({"big.md": b"# Big\n\n" + b"word " * 400, "ok.md": b"# Ok\n\nsmall"}),
@@ -208,8 +215,10 @@ def test_a_symlink_in_a_folder_is_not_followed(folder: Path, tmp_path: Path) -> 
     secret = tmp_path / "secret.md"
     secret.write_text("# Secret\n\nnot for the KB")
     (folder / "billing" / "secret.md").symlink_to(secret)
+    (folder / "elsewhere").symlink_to(tmp_path)
     report = kb_import(source=folder)
-    assert {f.name: f.reason for f in report.failed} == {"billing/secret.md": "symbolic links are not followed"}
+    assert {f.name: f.reason for f in report.failed} == {"billing/secret.md": "symbolic links are not followed",
+                                                         "elsewhere": "symbolic links are not followed"}
     assert not Article.objects.filter(title="Secret").exists()
 
 
