@@ -86,8 +86,8 @@ def populate_routes(n: int) -> None:
     if RouteDecision.objects.count() >= n:
         return
     rng = random.Random(11)
-    words = ("refund gift card voucher expired parcel customs invoice address password warranty kettle "
-             "subscription cancel charge twice discount store pickup").split()
+    words = ["refund", "gift", "card", "voucher", "expired", "parcel", "customs", "invoice", "address", "password",
+             "warranty", "kettle", "subscription", "cancel", "charge", "twice", "discount", "store", "pickup"]
     intents = [Intent.objects.get_or_create(name=f"intent_{i}")[0] for i in range(27)]
     with transaction.atomic():
         tickets = Ticket.objects.bulk_create(

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from django.conf import settings
+from django.db import IntegrityError
 
 from kb.markdown import html_to_markdown
 from kb.services import ArticleError, article_sync
@@ -64,6 +65,11 @@ class ImportReport:
     failed: list[Failure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     pk: None = None  # so the audit log can name it like any other changed object
+
+    def audit_record(self, **extra: object) -> dict[str, object]:
+        """What the audit log keeps of an import: the counts and the ids that changed (the first 100)."""
+        return {**extra, **self.counts(), "created_ids": self.created[:100], "updated_ids": self.updated[:100],
+                "failed_ids": [f.name for f in self.failed[:100]]}
 
     def counts(self) -> dict[str, int]:
         return {"created": len(self.created), "updated": len(self.updated), "unchanged": len(self.unchanged),
@@ -369,6 +375,11 @@ def kb_import(*, source: Path | IO[bytes], fmt: str = "auto", filename: str = ""
                                                  actor=actor, dry_run=dry_run)
             except ArticleError as exc:
                 report.failed.append(Failure(entry.external_id, exc.message))
+                continue
+            except IntegrityError:
+                # Another import created the same id between our read and our write.
+                report.failed.append(Failure(entry.external_id, "another import wrote this article at the same "
+                                                                "time; import again to update it"))
                 continue
             getattr(report, outcome).append(entry.external_id)
     return report

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count, Max
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -207,7 +207,9 @@ def article_version(request: HttpRequest, article_id: int, version: int) -> Http
     article = get_object_or_404(Article, pk=article_id)
     row = article.versions.select_related("created_by").filter(version=version).first()
     if row is None:
-        raise Http404(f"v{version} of this article is not kept")
+        # Versions written before the knowledge base kept history; the ticket still shows the cited excerpt.
+        return render(request, "kb/version.html", {"article": article, "row": None, "version": version},
+                      status=404)
     return render(request, "kb/version.html", {
         "article": article, "row": row, "html": render_markdown(row.body),
         "is_live": row.version == article.version and article.status == Article.Status.PUBLISHED,
@@ -231,7 +233,7 @@ def article_import(request: HttpRequest) -> HttpResponse:
     else:
         if not dry_run:
             controls.audit(actor=request.user, action="kb.import", obj=report, before=None,
-                           after={"file": upload.name, **report.counts()})
+                           after=report.audit_record(file=upload.name))
         (messages.warning if report.failed else messages.success)(request, f"Import: {report.summary()}.")
     return render(request, "kb/list.html", _list_context("") | {"report": report},
                   status=200 if report is not None else 400)

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from kb.importers import ImportRefused, kb_import
 from kb.models import Article, ArticleVersion, Chunk
 from kb.selectors import kb_search
+from triage.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +233,4 @@ def test_the_command_reports_each_file_and_fails_when_a_file_failed(folder: Path
         call_command("kb_import", str(folder), "--format", "folder")
     assert "broken.md: this is a binary file" in capsys.readouterr().err
     assert Article.objects.count() == 5
+    assert AuditEvent.objects.get(action="kb.import").after["created"] == 5  # the dry run is not logged

@@ -22,6 +22,11 @@ class Command(BaseCommand):
             report = kb_import(source=options["path"], fmt=options["format"], dry_run=options["dry_run"])
         except ImportRefused as exc:
             raise CommandError(exc.message) from exc
+        if not options["dry_run"]:
+            from triage import controls
+
+            controls.audit(actor=None, action="kb.import", obj=report, before=None,
+                           after=report.audit_record(file=str(options["path"]), via="kb_import command"))
         for label in ("created", "updated", "unchanged"):
             for name in getattr(report, label):
                 self.stdout.write(f"{label:9}  {name}")
