@@ -91,6 +91,29 @@ def test_an_admin_imports_a_zip_and_sees_the_report(live_server: Any, page: Any,
     assert page.get_by_test_id("articles").get_by_role("link", name="Returns").count() == 1
 
 
+def test_an_admin_writes_the_article_a_gap_asks_for(live_server: Any, page: Any, admin: User) -> None:
+    from triage.models import Intent, RouteDecision, Ticket
+
+    gift = Intent.objects.create(name="gift_card")
+    for n, subject in enumerate(["Gift card expired", "Gift card balance", "Use a gift card in store"]):
+        ticket = Ticket.objects.create(subject=subject, body="my gift card", from_email=f"c{n}@example.com",
+                                       intent=gift)
+        RouteDecision.objects.create(ticket=ticket, lane="large", top_similarity=0.3)
+    sign_in(page, live_server.url, "ada", "ada-pass-9931")
+    page.goto(f"{live_server.url}/kb/")
+    page.get_by_role("link", name="Knowledge gaps").click()
+    gap = page.get_by_test_id("gap")
+    assert "gift_card" in gap.inner_text() and "3 tickets" in gap.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "kb_gaps.png"), full_page=True)
+    gap.get_by_role("link", name="Write article").click()
+    assert page.get_by_label("Title").input_value() == "Gift card"
+    assert "- Gift card expired" in page.get_by_label("Body (markdown").input_value()
+    page.get_by_test_id("preview").locator("h2", has_text="What customers ask").wait_for()
+    page.get_by_role("button", name="Publish").click()
+    page.get_by_text("saved as v1 (published)").wait_for()
+    assert Article.objects.get(title="Gift card").versions.get().change_note.startswith("Written for the gift_card")
+
+
 def test_agents_do_not_see_the_knowledge_base_pages(live_server: Any, page: Any) -> None:
     agent = User.objects.create_user("alice", password="alice-pass-4821")
     agent.groups.add(Group.objects.get_or_create(name="agents")[0])
