@@ -9,8 +9,9 @@ from pgvector.django import HnswIndex, VectorField
 
 class Article(models.Model):
     class Status(models.TextChoices):
-        PUBLISHED = "published"
-        RETIRED = "retired"
+        DRAFT = "draft"  # written, never published: not retrievable
+        PUBLISHED = "published"  # retrievable
+        RETIRED = "retired"  # not retrievable; kept for history and for drafts that cited it
 
     # Stable external identifier (a path in kb/, an import id); re-imports update in place.
     slug = models.CharField(max_length=255, unique=True)
@@ -18,7 +19,11 @@ class Article(models.Model):
     body = models.TextField()
     source = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PUBLISHED)
+    # The version whose title and body are above and in the chunks (the live one once published).
+    # A newer draft waits in ArticleVersion until it is published.
     version = models.PositiveIntegerField(default=1)
+    # ISO 639-1 code, detected when not given; retrieval picks its full-text configuration from it.
+    language = models.CharField(max_length=8, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -27,6 +32,33 @@ class Article(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ArticleVersion(models.Model):
+    """One saved state of an article; the text is never changed once written, so a citation of
+    (article, version) always opens the words that were cited."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=300)
+    body = models.TextField()
+    language = models.CharField(max_length=8, blank=True)
+    # draft: never published; published: is or was live; retired: was live when the article was retired.
+    status = models.CharField(max_length=16, choices=Article.Status.choices, default=Article.Status.DRAFT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    change_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["article_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["article", "version"], name="kb_articleversion_article_version_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version}"
 
 
 class Chunk(models.Model):

@@ -234,6 +234,11 @@ KB_EMBEDDING_DIM = 384
 KB_TOP_K = envint("TIERDESK_KB_TOP_K", 4)
 # Below this cosine similarity, a passage is not offered to the model as grounding.
 KB_MIN_SIMILARITY = envfloat("TIERDESK_KB_MIN_SIMILARITY", 0.75)
+# Imports (kb_import and the upload form): limits that refuse zip bombs and runaway folders.
+KB_IMPORT_MAX_FILES = envint("TIERDESK_KB_IMPORT_MAX_FILES", 2000)
+KB_IMPORT_MAX_FILE_BYTES = envint("TIERDESK_KB_IMPORT_MAX_FILE_BYTES", 5 * 2**20)
+KB_IMPORT_MAX_TOTAL_BYTES = envint("TIERDESK_KB_IMPORT_MAX_TOTAL_BYTES", 50 * 2**20)
+KB_IMPORT_MAX_UPLOAD_BYTES = envint("TIERDESK_KB_IMPORT_MAX_UPLOAD_BYTES", 20 * 2**20)
 
 LOGGING = {
     "version": 1,

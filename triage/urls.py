@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from triage import views, views_admin, views_evals
 from triage.api import api
@@ -32,6 +32,7 @@ urlpatterns = [
     path("settings/gates", views_admin.gates_page, name="settings_gates"),
     path("settings/shadow", views_admin.shadow_page, name="settings_shadow"),
     path("settings/audit", views_admin.audit_page, name="settings_audit"),
+    path("kb/", include("kb.urls")),
     path("inbound/postmark/", inbound.postmark, name="inbound_postmark"),
     path("inbound/mailgun/", inbound.mailgun, name="inbound_mailgun"),
     path("inbound/mailgun/mime", inbound.mailgun, name="inbound_mailgun_mime"),
