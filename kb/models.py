@@ -80,6 +80,7 @@ class ReembedJob(models.Model):
     done = models.PositiveIntegerField(default=0)
     # How many times a worker took it up: more than one means it resumed after an interruption.
     attempts = models.PositiveIntegerField(default=0)
+    worker_pid = models.PositiveIntegerField(null=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True)

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from triage import views, views_admin
+from triage import views, views_admin, views_kb_index
 from triage.api import api
 from triage.intake import views as inbound
 
@@ -24,6 +24,7 @@ urlpatterns = [
     path("settings/gates", views_admin.gates_page, name="settings_gates"),
     path("settings/shadow", views_admin.shadow_page, name="settings_shadow"),
     path("settings/audit", views_admin.audit_page, name="settings_audit"),
+    path("settings/kb/index", views_kb_index.kb_index_page, name="settings_kb_index"),
     path("inbound/postmark/", inbound.postmark, name="inbound_postmark"),
     path("inbound/mailgun/", inbound.mailgun, name="inbound_mailgun"),
     path("inbound/mailgun/mime", inbound.mailgun, name="inbound_mailgun_mime"),
