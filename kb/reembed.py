@@ -9,6 +9,7 @@ executions of a job (a redelivered message, a second click) from running at once
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from kb.models import Chunk, ReembedJob
 RUN_LOCK = 0x6B62726A
 START_LOCK = 0x6B627273
 DEFAULT_BATCH = 32
+LOCK_WAIT_S = 20.0
 
 
 class ReembedError(Exception):
@@ -108,9 +110,10 @@ def ensure_column_dimension(dim: int) -> bool:
         cursor.execute(
             f"ALTER TABLE {indexing.CHUNK_TABLE} ALTER COLUMN embedding TYPE vector({int(dim)}) USING NULL"
         )
-        cursor.execute(f"UPDATE {indexing.CHUNK_TABLE} SET embedding_model = '', embedding_dim = NULL")
         # Built while empty, the index is maintained as vectors arrive, so vector search stays indexed.
         cursor.execute(indexing.hnsw_index_sql(table=indexing.CHUNK_TABLE, name=indexing.HNSW_INDEX))
+        # Last: an UPDATE queues deferred foreign-key events, after which PostgreSQL refuses DDL on the table.
+        cursor.execute(f"UPDATE {indexing.CHUNK_TABLE} SET embedding_model = '', embedding_dim = NULL")
     return True
 
 
@@ -123,10 +126,17 @@ def reembed_run(*, job_id: int) -> None:
     job = ReembedJob.objects.filter(pk=job_id).first()
     if job is None or not job.active:
         return
+    # A redelivered message can arrive before PostgreSQL has noticed that the killed worker's connection is
+    # gone and released its lock: wait a little before concluding that another execution is at work.
+    deadline = time.monotonic() + LOCK_WAIT_S
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK])
-        if not cursor.fetchone()[0]:
-            return  # another execution is working on it
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK])
+            if cursor.fetchone()[0]:
+                break
+            if time.monotonic() > deadline:
+                return  # another execution is working on it
+            time.sleep(0.5)
     try:
         _run_locked(job)
     finally:
