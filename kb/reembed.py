@@ -105,6 +105,9 @@ def ensure_column_dimension(dim: int) -> bool:
     if indexing.column_dimension() == dim:
         return False
     with transaction.atomic(), connection.cursor() as cursor:
+        # Deferred foreign-key checks still queued in an enclosing transaction would make PostgreSQL refuse
+        # the DDL; running them now is what COMMIT would do anyway.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         # Every old vector is of the wrong size; the chunks keep matching by full text until re-embedded.
         cursor.execute(f"DROP INDEX IF EXISTS {indexing.HNSW_INDEX}")
         cursor.execute(
