@@ -110,9 +110,9 @@ def measure(embedder: PrecomputedQueries, queries: list[str], languages: frozens
 def pad(target: int, seed: int = 7) -> None:
     from django.db import connection
 
+    from kb.embeddings import get_embedder
     from kb.evaluation import EVAL_ARTICLES, EVAL_CHUNKS
     from kb.indexing import ChunkRow, chunks_insert
-    from kb.embeddings import get_embedder
 
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
@@ -131,7 +131,7 @@ def pad(target: int, seed: int = 7) -> None:
         size = min(batch, target - start)
         rows, vectors = [], []
         for i in range(size):
-            text, vector = base[pick.randrange(len(base))]
+            _, vector = base[pick.randrange(len(base))]
             noisy = vector + rng.normal(0, 0.6 / np.sqrt(vector.size), vector.size).astype(np.float32)
             vectors.append(noisy / np.linalg.norm(noisy))
             words = pick.choices(vocabulary, k=60)

@@ -31,6 +31,8 @@ TS_CONFIGS = {
     "tr": "turkish", "yi": "yiddish",
 }  # fmt: skip
 
+_languages_cache: dict[str, tuple[float, frozenset[str]]] = {}
+LANGUAGES_TTL_S = 30.0
 _installed: frozenset[str] | None = None
 _installed_lock = threading.Lock()
 
@@ -118,6 +120,8 @@ def chunks_insert(
     if params:
         with connection.cursor() as cursor:
             cursor.executemany(_INSERT.format(chunk=quoted), params)
+        # This process sees a new language at once; others within LANGUAGES_TTL_S.
+        _languages_cache.pop(table, None)
 
 
 def column_dimension(table: str = CHUNK_TABLE) -> int | None:
@@ -139,8 +143,6 @@ def hnsw_index_sql(*, table: str, name: str) -> str:
     )
 
 
-_languages_cache: dict[str, tuple[float, frozenset[str]]] = {}
-LANGUAGES_TTL_S = 30.0
 
 
 def index_languages(*, table: str = CHUNK_TABLE, fresh: bool = False) -> frozenset[str]:

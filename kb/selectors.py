@@ -89,11 +89,12 @@ def search_sql(*, chunk_table: str, article_table: str) -> str:
     return _SQL.format(chunk=qn(chunk_table), article=qn(article_table))
 
 
-def query_language(*, text: str, language: str | None, table: str) -> str:
-    """The caller's language when given (a ticket's classified language), else the query's, among the KB's."""
-    if language:
+def query_language(*, text: str, language: str | None, among: frozenset[str]) -> str:
+    """The caller's language (a ticket's classified language) when the KB has articles in it, else the
+    query's as detected among the KB's languages: a short query is easily mistaken for another language."""
+    if language and language.lower() in among:
         return language.lower()
-    return detect_language(text, among=index_languages(table=table))
+    return detect_language(text, among=among)
 
 
 def passages_search(
@@ -108,8 +109,7 @@ def passages_search(
 ) -> list[Passage]:
     if not query.strip():
         return []
-    if language is None and languages is not None:
-        language = detect_language(query, among=languages)
+    among = languages if languages is not None else index_languages(table=chunk_table)
     config = embedder.config
     try:
         vector = vector_literal(embedder.query(query))
@@ -119,7 +119,7 @@ def passages_search(
         vector = None
     params = {
         "text": query,
-        "config": search_config(query_language(text=query, language=language, table=chunk_table)),
+        "config": search_config(query_language(text=query, language=language, among=among)),
         "embedding": vector,
         "model": config.key,
         "dim": config.dim,

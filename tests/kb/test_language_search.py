@@ -13,13 +13,17 @@ pytestmark = pytest.mark.django_db
 
 GERMAN = (
     "Rückerstattung beantragen",
-    "Kunden, die eine Rückerstattung wünschen, erhalten ihr Geld innerhalb von fünf Werktagen zurück. "
-    "Die Erstattungen werden auf die ursprüngliche Zahlungsmethode gebucht. Bitte bewahren Sie die Quittung auf.",
+    (
+        "Kunden, die eine Rückerstattung wünschen, erhalten ihr Geld innerhalb von fünf Werktagen zurück. "
+        "Die Erstattungen werden auf die ursprüngliche Zahlungsmethode gebucht. Bitte bewahren Sie die Quittung auf."
+    ),
 )
 ENGLISH = (
     "Changing your delivery address",
-    "Customers can change the delivery address of an order until it ships. Open the order, choose a new "
-    "address and confirm. Deliveries already on their way cannot be redirected.",
+    (
+        "Customers can change the delivery address of an order until it ships. Open the order, choose a new "
+        "address and confirm. Deliveries already on their way cannot be redirected."
+    ),
 )
 
 
