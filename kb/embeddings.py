@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+LOCAL_MODEL = "multilingual-e5-small"
 LOCAL_DIM = 384
 # pgvector's HNSW index accepts `vector` columns of at most 2,000 dimensions.
 MAX_DIM = 2000
@@ -70,6 +71,8 @@ def embedding_config() -> EmbeddingConfig:
         )
     if not 1 <= config.dim <= MAX_DIM:
         raise ImproperlyConfigured(f"KB_EMBEDDING_DIM must be between 1 and {MAX_DIM} (HNSW), got {config.dim}")
+    if config.provider == "local" and config.model != LOCAL_MODEL:
+        raise ImproperlyConfigured(f"the local provider has one model, {LOCAL_MODEL!r}; KB_EMBEDDING_MODEL is {config.model!r}")
     if config.provider == "local" and config.dim != LOCAL_DIM:
         raise ImproperlyConfigured(f"the local embedder produces {LOCAL_DIM} dimensions; KB_EMBEDDING_DIM is {config.dim}")
     if config.batch < 1:

@@ -72,6 +72,11 @@ def test_bad_settings_are_refused_by_name() -> None:
         embedding_config()
     with override_settings(KB_EMBEDDING_DIM=768), pytest.raises(ImproperlyConfigured, match="384"):
         embedding_config()
+    with override_settings(KB_EMBEDDING_MODEL="bge-m3"), pytest.raises(ImproperlyConfigured, match="one model"):
+        embedding_config()
+    with override_settings(KB_EMBEDDING_PROVIDER="openai", KB_EMBEDDING_DIM=3072), \
+            pytest.raises(ImproperlyConfigured, match="2000"):
+        embedding_config()
     with override_settings(KB_EMBEDDING_PROVIDER="openai", KB_EMBEDDING_API_KEY=None), \
             pytest.raises(EmbeddingError, match="no key"):
         embed_passages(["x"])
