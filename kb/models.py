@@ -67,8 +67,15 @@ class Chunk(models.Model):
     ordinal = models.PositiveIntegerField()
     heading = models.CharField(max_length=300, blank=True)
     text = models.TextField()
+    # ISO 639-1; the full-text vector was built with this language's text-search configuration.
+    language = models.CharField(max_length=8, blank=True)
     search = SearchVectorField(null=True)
-    embedding = VectorField(dimensions=settings.KB_EMBEDDING_DIM)
+    # The column's dimension is the deployment's (KB_EMBEDDING_DIM), set by the re-embedding job
+    # (kb/reembed.py), which alters it and rebuilds the HNSW index when the setting changes.
+    embedding = VectorField(null=True)
+    # "provider:model" and the dimension that produced `embedding`; empty while the chunk awaits re-embedding.
+    embedding_model = models.CharField(max_length=200, blank=True)
+    embedding_dim = models.PositiveIntegerField(null=True)
 
     class Meta:
         ordering = ["article_id", "ordinal"]
@@ -77,6 +84,7 @@ class Chunk(models.Model):
         ]
         indexes = [
             GinIndex(fields=["search"], name="kb_chunk_search_gin"),
+            models.Index(fields=["embedding_model", "embedding_dim"], name="kb_chunk_embedding_model_idx"),
             HnswIndex(
                 name="kb_chunk_embedding_hnsw",
                 fields=["embedding"],
@@ -85,3 +93,40 @@ class Chunk(models.Model):
                 opclasses=["vector_cosine_ops"],
             ),
         ]
+
+
+class ReembedJob(models.Model):
+    """Re-embedding every chunk whose vector another model or dimension produced; one runs at a time."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=200)
+    dimension = models.PositiveIntegerField()
+    batch_size = models.PositiveIntegerField()
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    # How many times a worker took it up: more than one means it resumed after an interruption.
+    attempts = models.PositiveIntegerField(default=0)
+    worker_pid = models.PositiveIntegerField(null=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True)
+    heartbeat_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def active(self) -> bool:
+        return self.status in {self.Status.QUEUED, self.Status.RUNNING}
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, int(100 * self.done / self.total))

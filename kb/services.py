@@ -6,12 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.contrib.postgres.search import SearchVector
-from django.db import transaction
-from django.db.models import TextField, Value
+from django.db import connection, transaction
 from django.utils import timezone
 
-from kb.embeddings import embed_passages
 from kb.models import Article, ArticleVersion, Chunk
 
 MAX_CHUNK_WORDS = 180
@@ -258,26 +255,29 @@ def article_upsert(*, slug: str, title: str, body: str, source: str = "", langua
 
 
 def article_index(*, article: Article) -> None:
+    from kb import indexing
+    from kb.embeddings import embedding_config, get_embedder
+
     pieces = chunk_article(article.title, article.body)
-    vectors = embed_passages([f"{article.title}. {p.heading}\n{p.text}" for p in pieces])
-    Chunk.objects.filter(article=article).delete()
-    Chunk.objects.bulk_create(
-        Chunk(
-            article=article,
-            article_version=article.version,
-            ordinal=i,
-            heading=piece.heading,
-            text=piece.text,
-            embedding=vectors[i].tolist(),
+    # The article's own language when it has one, else what its text reads as.
+    language = getattr(article, "language", "") or indexing.detect_language(f"{article.title}\n{article.body}")
+    config = embedding_config()
+    rows = [
+        indexing.ChunkRow(
+            article_id=article.pk, article_version=article.version, ordinal=i, title=article.title,
+            heading=piece.heading, text=piece.text, language=language,
         )
         for i, piece in enumerate(pieces)
-    )
-    # The article title ranks with the section heading: a passage deep in "Recover Username" is
-    # still about usernames even when its own text never says so.
-    Chunk.objects.filter(article=article).update(
-        search=SearchVector(Value(article.title, output_field=TextField()), "heading", weight="A", config="english")
-        + SearchVector("text", weight="B", config="english")
-    )
+    ]
+    # Taken before reading the column's dimension, so a re-embedding job cannot alter it in between.
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {indexing.CHUNK_TABLE} IN ROW EXCLUSIVE MODE")
+    vectors = None
+    if indexing.column_dimension() == config.dim:
+        vectors = get_embedder(config).passages([indexing.passage_text(r.title, r.heading, r.text) for r in rows])
+    # Otherwise the column still holds another dimension: the chunks match by full text until re-embedded.
+    Chunk.objects.filter(article=article).delete()
+    indexing.chunks_insert(rows=rows, vectors=vectors, config=config)
 
 
 def abcd_article_markdown(row: dict[str, object]) -> tuple[str, str, str]:

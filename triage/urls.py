@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from triage import views, views_admin, views_evals
+from triage import views, views_admin, views_evals, views_kb_index
 from triage.api import api
 from triage.intake import views as inbound
 
@@ -33,6 +33,7 @@ urlpatterns = [
     path("settings/shadow", views_admin.shadow_page, name="settings_shadow"),
     path("settings/audit", views_admin.audit_page, name="settings_audit"),
     path("kb/", include("kb.urls")),
+    path("settings/kb/index", views_kb_index.kb_index_page, name="settings_kb_index"),
     path("inbound/postmark/", inbound.postmark, name="inbound_postmark"),
     path("inbound/mailgun/", inbound.mailgun, name="inbound_mailgun"),
     path("inbound/mailgun/mime", inbound.mailgun, name="inbound_mailgun_mime"),

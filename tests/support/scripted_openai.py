@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import re
 import threading
 import time
 from collections import deque
@@ -33,9 +36,34 @@ def completion(content: str | dict[str, Any], *, tokens_in: int = 120, tokens_ou
     })
 
 
+EMBEDDING_DIM = 64
+
+
+def hashed_embedding(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
+    """A deterministic bag-of-words vector: texts sharing words point the same way, so retrieval is testable."""
+    vector = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:4], "big") % dim] += 1.0 if digest[4] % 2 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
+def embeddings(texts: list[str], dim: int = EMBEDDING_DIM, *, model: str = "scripted-embed") -> Reply:
+    return Reply(body={
+        "object": "list",
+        "model": model,
+        "data": [{"object": "embedding", "index": i, "embedding": hashed_embedding(t, dim)}
+                 for i, t in enumerate(texts)],
+        "usage": {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": 0},
+    })
+
+
 class ScriptedOpenAI:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
+        # /v1/embeddings answers from its own script, else with hashed_embedding vectors of the requested size.
+        self.embedding_replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.default: Reply | None = None
         outer = self
@@ -49,7 +77,10 @@ class ScriptedOpenAI:
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 outer.requests.append({"path": self.path, "json": payload,
                                        "authorization": self.headers.get("Authorization")})
-                reply = outer.replies.popleft() if outer.replies else outer.default
+                if self.path.rstrip("/").endswith("/embeddings"):
+                    reply = outer._embedding_reply(payload)
+                else:
+                    reply = outer.replies.popleft() if outer.replies else outer.default
                 if reply is None:
                     reply = Reply(status=500, body={"error": {"message": "script exhausted"}})
                 if reply.delay:
@@ -76,6 +107,13 @@ class ScriptedOpenAI:
 
     def script(self, *replies: Reply) -> None:
         self.replies.extend(replies)
+
+    def _embedding_reply(self, payload: dict[str, Any]) -> Reply:
+        if self.embedding_replies:
+            return self.embedding_replies.popleft()
+        texts = payload.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        return embeddings(texts, int(payload.get("dimensions") or EMBEDDING_DIM), model=str(payload.get("model")))
 
     def __enter__(self) -> ScriptedOpenAI:
         self.thread.start()

@@ -82,3 +82,39 @@ def chat_json(
     if refusal:
         raise ModelError(f"model refused: {refusal}", permanent=False)
     return RawReply(text=message.content or "", tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=latency_ms)
+
+
+def embed(
+    *,
+    model: str,
+    base_url: str | None,
+    api_key: str,
+    timeout: float,
+    max_retries: int,
+    texts: list[str],
+    dimensions: int | None,
+    batch: int,
+) -> list[list[float]]:
+    """Vectors for `texts`, in order, from `/v1/embeddings`, `batch` inputs per request."""
+    client = _client(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), batch):
+        part = texts[start : start + batch]
+        extra: dict[str, Any] = {"dimensions": dimensions} if dimensions else {}
+        try:
+            response = client.embeddings.create(model=model, input=part, encoding_format="float", **extra)
+        except openai.APITimeoutError as exc:
+            raise ModelError(f"timed out after {timeout:g}s ({max_retries} retries)", permanent=False) from exc
+        except openai.APIConnectionError as exc:
+            raise ModelError(f"connection failed: {exc}", permanent=False) from exc
+        except openai.RateLimitError as exc:
+            raise ModelError(f"rate limited (429) after {max_retries} retries", permanent=False) from exc
+        except openai.APIStatusError as exc:
+            raise ModelError(f"HTTP {exc.status_code}: {exc.message}", permanent=exc.status_code < 500) from exc
+        except openai.APIError as exc:
+            raise ModelError(f"malformed response: {exc}", permanent=False) from exc
+        data = sorted(getattr(response, "data", None) or [], key=lambda item: item.index)
+        if len(data) != len(part):
+            raise ModelError(f"asked for {len(part)} embeddings, got {len(data)}", permanent=False)
+        vectors.extend(list(item.embedding) for item in data)
+    return vectors
