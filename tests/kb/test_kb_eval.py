@@ -51,6 +51,11 @@ def test_it_reports_hits_mrr_and_latency_and_writes_json(tmp_path: Path, capsys:
     assert report["embedding"] == {"provider": "local", "model": "multilingual-e5-small", "dim": 384}
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"]
     assert printed["hit_at_1"] == report["hit_at_1"] and "misses" not in printed
+    # Kept for the evals page, beside the classification runs.
+    from triage.models import EvalRun
+
+    run = EvalRun.objects.get()
+    assert (run.kind, run.engine, run.report["mrr"]) == ("kb", "local", report["mrr"])
 
 
 def test_it_neither_sees_nor_touches_the_deployment_kb(tmp_path: Path) -> None:
