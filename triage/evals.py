@@ -117,6 +117,8 @@ def _tier_predictions(tier: str, labels: list[str], model: local.LocalIntentMode
                       progress: Progress) -> tuple[list[str], dict[str, Any]]:
     """Each ticket through the tier exactly as the pipeline calls it (schema retries included)."""
     taxonomy = [tiers.IntentInfo(name, name.replace("_", " ")) for name in labels]
+    if OTHER_INTENT not in labels:  # as in production, a model may say a text fits none of them
+        taxonomy.append(tiers.IntentInfo(OTHER_INTENT, "fits none of the other intents"))
     prompt = controls.prompt_for(prompt_id="classify")
     done = 0
 
