@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from triage.llm import local
+from triage.models import LocalModel
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -111,6 +112,16 @@ def test_embeddings_of_the_wrong_shape_are_refused(model: local.LocalIntentModel
         model.predict(["a", "b"], embeddings=np.zeros((1, 384), dtype=np.float32))
     with pytest.raises(ValueError, match="one embedding row per text"):
         local.LocalIntentModel.train(["a", "b"], ["x", "y"], embeddings=np.zeros((3, 384)))
+
+
+def test_other_can_be_turned_off_to_see_the_nearest_intent(model: local.LocalIntentModel) -> None:
+    [(label, confidence)] = model.predict(["tell me a joke"], detect_other=False)
+    assert label in model.labels and label != local.OTHER_LABEL
+    assert 0 < confidence <= 1
+
+
+def test_the_classifier_kind_fits_the_model_registry() -> None:
+    assert len(local.CLASSIFIER_KIND) <= LocalModel._meta.get_field("kind").max_length  # type: ignore[operator]
 
 
 def test_it_will_not_train_on_a_single_intent() -> None:
