@@ -114,6 +114,17 @@ def test_embeddings_of_the_wrong_shape_are_refused(model: local.LocalIntentModel
         local.LocalIntentModel.train(["a", "b"], ["x", "y"], embeddings=np.zeros((3, 384)))
 
 
+def test_a_taxonomy_without_other_gets_the_nearest_intent_with_the_low_confidence(
+        model: local.LocalIntentModel) -> None:
+    result = local.classify(model, subject="Quick question", body="Tell me a joke about penguins",
+                            taxonomy=model.labels)
+    assert result.intent in model.labels
+    assert result.confidence < 0.1
+    with_other = local.classify(model, subject="Quick question", body="Tell me a joke about penguins",
+                                taxonomy=[*model.labels, local.OTHER_LABEL])
+    assert with_other.intent == local.OTHER_LABEL
+
+
 def test_other_can_be_turned_off_to_see_the_nearest_intent(model: local.LocalIntentModel) -> None:
     [(label, confidence)] = model.predict(["tell me a joke"], detect_other=False)
     assert label in model.labels and label != local.OTHER_LABEL

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,9 +317,16 @@ def summary_of(subject: str, body: str, max_words: int = 25) -> str:
     return text or subject.strip()[:200] or "(empty ticket)"
 
 
-def classify(model: LocalIntentModel, *, subject: str, body: str) -> Classification:
+def classify(
+    model: LocalIntentModel, *, subject: str, body: str, taxonomy: Collection[str] | None = None
+) -> Classification:
+    """Without a taxonomy, "other" passes through. A taxonomy with no "other" intent cannot accept that
+    label (the schema would reject it and burn a retry), so the nearest intent is named instead, with the
+    out-of-scope confidence (a few percent): routing's quality bar escalates it all the same."""
     text = f"{subject}\n{body}".strip()
     [(intent, confidence)] = model.predict([text])
+    if intent == OTHER_LABEL and taxonomy is not None and OTHER_LABEL not in taxonomy:
+        [(intent, _nearest)] = model.predict([text], detect_other=False)
     sentiment, compound = sentiment_of(text)
     return Classification(
         intent=intent,
