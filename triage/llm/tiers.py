@@ -196,7 +196,7 @@ def classify(
                 if local_model is None:
                     raise ModelError("no local model has been trained yet", permanent=True)
                 result, record.latency_ms = local.timed(
-                    local.classify, local_model, subject=text.subject, body=text.body
+                    local.classify, local_model, subject=text.subject, body=text.body, taxonomy=names
                 )
                 # The local engine passes through the same validator as any model's output.
                 raw = json.dumps(result._asdict())
