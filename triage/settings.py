@@ -254,6 +254,8 @@ KB_EMBEDDING_MAX_RETRIES = envint("KB_EMBEDDING_MAX_RETRIES", 2)
 KB_TOP_K = envint("TIERDESK_KB_TOP_K", 4)
 # Below this cosine similarity, a passage is not offered to the model as grounding.
 KB_MIN_SIMILARITY = envfloat("TIERDESK_KB_MIN_SIMILARITY", 0.75)
+# A Prometheus scraper sends "Authorization: Bearer <token>" to /metrics; unset, only signed-in admins see it.
+METRICS_TOKEN = envstr("TIERDESK_METRICS_TOKEN")
 # Imports (kb_import and the upload form): limits that refuse zip bombs and runaway folders.
 KB_IMPORT_MAX_FILES = envint("TIERDESK_KB_IMPORT_MAX_FILES", 2000)
 KB_IMPORT_MAX_FILE_BYTES = envint("TIERDESK_KB_IMPORT_MAX_FILE_BYTES", 5 * 2**20)

@@ -42,6 +42,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views_evals.metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,11 +1,14 @@
-"""Admin pages for the local engine's learning and for offline evals (classification, retrieval, replay)."""
+"""Admin pages for the local engine's learning and offline evals (classification, retrieval, replay), and the
+Prometheus metrics endpoint."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count, Q
@@ -19,7 +22,7 @@ from triage.errors import ApplicationError
 from triage.jobs import eval_upload_dir
 from triage.models import Correction, EvalRun, Job, LocalModel, PromptVersion
 from triage.services import enqueue
-from triage.views_admin import admin_required
+from triage.views_admin import admin_required, is_admin
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 CHART_RUNS = 6  # runs drawn side by side
@@ -210,3 +213,19 @@ def eval_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run, "report": run.report, "confusion_labels": confusion.get("labels", []), "confusion_rows": rows,
         "charts": _chart_data([run]),
     })
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, for a scraper holding TIERDESK_METRICS_TOKEN or a signed-in admin; else 404."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from triage.metrics import TierdeskCollector
+
+    token = settings.METRICS_TOKEN
+    sent = request.headers.get("Authorization", "")
+    if not ((token and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())) or is_admin(request.user)):
+        raise Http404
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TierdeskCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
