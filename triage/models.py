@@ -654,3 +654,15 @@ class EvalRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class TicketNote(models.Model):
+    """An agent's internal note on a ticket: never sent to the customer, never shown to a model."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="notes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from triage.controls import audit
 from triage.errors import ApplicationError
 from triage.llm.local import LocalIntentModel
 from triage.models import (
@@ -32,6 +33,7 @@ from triage.models import (
     OutboundEmail,
     ReviewAction,
     Ticket,
+    TicketNote,
 )
 
 logger = logging.getLogger(__name__)
@@ -323,3 +325,21 @@ def outbound_send(*, outbound_id: int) -> bool:
                       "sent_at": timezone.now()},
         )
     return True
+
+
+# --- Notes --------------------------------------------------------------------------------------
+
+NOTE_MAX_CHARS = 10_000
+
+
+def ticket_note_add(*, ticket: Ticket, user: Any, body: str) -> TicketNote:
+    """An internal note: kept on the ticket for agents, never sent to the customer or a model."""
+    text = (body or "").strip()
+    if not text:
+        raise ApplicationError("write something in the note")
+    if len(text) > NOTE_MAX_CHARS:
+        raise ApplicationError(f"a note holds at most {NOTE_MAX_CHARS:,} characters; this one has {len(text):,}")
+    with transaction.atomic():
+        note = TicketNote.objects.create(ticket=ticket, user=user, body=text)
+        audit(actor=user, action="ticket.note", obj=ticket, before=None, after={"note_id": note.pk})
+    return note

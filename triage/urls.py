@@ -16,6 +16,7 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/approve", views.draft_approve, name="draft_approve"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/reject", views.draft_reject, name="draft_reject"),
     path("tickets/<int:ticket_id>/correct", views.ticket_correct, name="ticket_correct"),
+    path("tickets/<int:ticket_id>/notes", views.ticket_note, name="ticket_note"),
     path("settings/learning", views_evals.learning_page, name="settings_learning"),
     path("settings/learning/train", views_evals.learning_train, name="settings_learning_train"),
     path("settings/jobs/<int:job_id>", views_evals.job_status, name="settings_job"),

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from triage import learning, selectors, services, steps
 from triage.errors import ApplicationError
-from triage.models import Correction, Lane, MessageAttachment, Sentiment, Ticket, Urgency
+from triage.models import AuditEvent, Correction, Lane, MessageAttachment, Sentiment, Ticket, Urgency
 
 AGENT_GROUPS = ("agents", "admins")
 QUEUE_PAGE_SIZE = 50
@@ -86,6 +86,9 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
         "thread": list(ticket.messages.all()),
         "in_progress": ticket.status in IN_PROGRESS,
         "corrections": list(ticket.corrections.select_related("user")),
+        "notes": list(ticket.notes.select_related("user")),
+        "audit_trail": list(AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket.pk))
+                            .select_related("actor").order_by("created_at", "id")),
         "intent_names": [i.name for i in steps.taxonomy()],
         "urgencies": Urgency.choices,
         "sentiments": Sentiment.choices,
@@ -141,6 +144,19 @@ def ticket_correct(request: HttpRequest, ticket_id: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Corrected {', '.join(changed)}." if changed else "Nothing changed.")
+    return redirect("ticket_detail", ticket_id=ticket_id)
+
+
+@require_POST
+@agent_required
+def ticket_note(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    ticket = _ticket_for_user(request, ticket_id)
+    try:
+        services.ticket_note_add(ticket=ticket, user=request.user, body=request.POST.get("body", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Note added.")
     return redirect("ticket_detail", ticket_id=ticket_id)
 
 
