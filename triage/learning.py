@@ -137,14 +137,11 @@ def _embed_missing(progress: Callable[[int, int], None]) -> None:
 
 
 def _scores(truth: list[str], predicted: list[str]) -> dict[str, Any]:
-    from sklearn.metrics import accuracy_score, f1_score
+    """The eval report's headline scores, so a model version and an offline eval are scored alike."""
+    from triage.evals import report_scores  # evals reads the pipeline's steps, which import this module
 
-    labels = sorted(set(truth))
-    return {
-        "macro_f1": round(float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)), 4),
-        "accuracy": round(float(accuracy_score(truth, predicted)), 4),
-        "other_rate": round(sum(p == OTHER_INTENT for p in predicted) / len(predicted), 4) if predicted else 0.0,
-    }
+    report = report_scores(truth, predicted)
+    return {key: report[key] for key in ("macro_f1", "accuracy", "other_rate")}
 
 
 def local_model_train(*, trigger: str = LocalModel.Trigger.COMMAND, actor: AbstractBaseUser | None = None,
