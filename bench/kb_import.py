@@ -79,7 +79,10 @@ def timed(label: str, fn: object) -> tuple[float, object]:
 
 
 def populate_routes(n: int) -> None:
+    from datetime import timedelta
+
     from django.db import transaction
+    from django.utils import timezone
 
     from triage.models import Intent, RouteDecision, Ticket
 
@@ -89,10 +92,11 @@ def populate_routes(n: int) -> None:
     words = ["refund", "gift", "card", "voucher", "expired", "parcel", "customs", "invoice", "address", "password",
              "warranty", "kettle", "subscription", "cancel", "charge", "twice", "discount", "store", "pickup"]
     intents = [Intent.objects.get_or_create(name=f"intent_{i}")[0] for i in range(27)]
+    due = timezone.now() + timedelta(hours=8)
     with transaction.atomic():
         tickets = Ticket.objects.bulk_create(
             Ticket(subject=" ".join(rng.sample(words, 3)), body=" ".join(rng.choices(words, k=40)),
-                   from_email="c@example.com", intent=rng.choice(intents)) for _ in range(n))
+                   from_email="c@example.com", intent=rng.choice(intents), sla_due_at=due) for _ in range(n))
         RouteDecision.objects.bulk_create(
             RouteDecision(ticket=t, lane="mini", top_similarity=rng.choice([None, rng.random()])) for t in tickets)
 

@@ -40,7 +40,10 @@ def setup_django() -> None:
 
 
 def populate(n: int) -> None:
+    from datetime import timedelta
+
     from django.db import transaction
+    from django.utils import timezone
 
     from triage.models import Intent, RouteDecision, Ticket, TriageRun
 
@@ -49,6 +52,7 @@ def populate(n: int) -> None:
         return
     rng = random.Random(7)
     intents = [Intent.objects.get_or_create(name=f"intent_{i}")[0] for i in range(27)]
+    due = timezone.now() + timedelta(hours=8)
     batch = 5000
     print(f"populating {n - have} tickets…", flush=True)
     for start in range(have, n, batch):
@@ -56,7 +60,8 @@ def populate(n: int) -> None:
         with transaction.atomic():
             tickets = Ticket.objects.bulk_create(
                 Ticket(
-                    subject=f"t{start + i}", body="b", from_email="c@example.com", status="awaiting_review"
+                    subject=f"t{start + i}", body="b", from_email="c@example.com", status="awaiting_review",
+                    sla_due_at=due,
                 )
                 for i in range(size)
             )

@@ -22,8 +22,7 @@ from kb.importers import ImportRefused, kb_import
 from kb.markdown import render_markdown
 from kb.models import Article, ArticleVersion
 from triage import controls
-from triage.views import agent_required
-from triage.views_admin import admin_required
+from triage.access import admin_required, agent_required
 
 GAP_PERIODS = (7, 30, 90)
 

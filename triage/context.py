@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 
 def roles(request: HttpRequest) -> dict[str, Any]:
-    from triage.views_admin import is_admin
+    from triage.access import is_admin
 
     user = getattr(request, "user", None)
     return {"is_tierdesk_admin": bool(user is not None and is_admin(user))}

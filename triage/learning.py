@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from triage import sla
 from triage.controls import audit
 from triage.errors import ApplicationError
 from triage.llm import local
@@ -100,7 +101,12 @@ def ticket_correct(*, ticket: Ticket, user: AbstractBaseUser, field: str, value:
         if old == value:
             return None
         setattr(locked, field, value)
-    locked.save(update_fields=[field, "updated_at"])
+    update = [field, "updated_at", "revision"]
+    if field == Correction.Field.URGENCY:
+        locked.sla_due_at = sla.due_at(start=locked.created_at, urgency=value)
+        update.append("sla_due_at")
+    locked.revision += 1
+    locked.save(update_fields=update)
     since = int((timezone.now() - run.created_at).total_seconds()) if run else None
     correction = Correction.objects.create(
         ticket=locked, triage_run=run, field=field, old_value=old, new_value=value, user=user,

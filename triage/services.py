@@ -18,12 +18,14 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from rapidfuzz.distance import Levenshtein
 
 from triage.controls import audit
 from triage.errors import ApplicationError
 from triage.llm.local import LocalIntentModel
 from triage.models import (
     ApiKey,
+    AuditEvent,
     Customer,
     Draft,
     IdempotencyRecord,
@@ -202,6 +204,59 @@ def local_model_active() -> LocalIntentModel | None:
 
 
 
+# --- Agents' changes to a ticket ----------------------------------------------------------------
+
+def ticket_lock_for_change(*, ticket_id: int, expected_revision: int | None) -> Ticket:
+    """Lock the ticket for an agent's change and bump its revision.
+
+    A form carries the revision it was rendered at; if another agent (or the pipeline, with a new draft)
+    changed the ticket since, the change is refused with 409 rather than silently overwriting theirs.
+    Call inside a transaction.
+    """
+    ticket = Ticket.objects.select_for_update().filter(pk=ticket_id).first()
+    if ticket is None:
+        raise ApplicationError("no such ticket", status=404)
+    if expected_revision is not None and expected_revision != ticket.revision:
+        last = (AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket_id))
+                .select_related("actor").order_by("-created_at", "-id").first())
+        who = f" by {last.actor.get_username()}" if last is not None and last.actor is not None else ""
+        raise ApplicationError(
+            f"this ticket was changed{who} since you opened it; nothing was saved. Reload to see the change, "
+            "then try again", status=409, extra={"revision": ticket.revision},
+        )
+    Ticket.objects.filter(pk=ticket_id).update(revision=F("revision") + 1, updated_at=timezone.now())
+    ticket.revision += 1
+    return ticket
+
+
+def ticket_assign(*, ticket_id: int, assignee: Any | None, actor: Any, expected_revision: int | None = None) -> Ticket:
+    """Give the ticket to an agent (or to nobody). Only agents and admins can hold tickets."""
+    from triage.access import is_agent
+
+    if assignee is not None and (not assignee.is_active or not is_agent(assignee)):
+        raise ApplicationError(f"{assignee.get_username()} is not an active agent")
+    with transaction.atomic():
+        ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
+        before = ticket.assignee.get_username() if ticket.assignee_id else None
+        after = assignee.get_username() if assignee is not None else None
+        if ticket.assignee_id == (assignee.pk if assignee is not None else None):
+            return ticket
+        ticket.assignee = assignee
+        Ticket.objects.filter(pk=ticket_id).update(assignee=assignee)
+        audit(actor=actor, action="ticket.assign", obj=ticket, before={"assignee": before}, after={"assignee": after})
+    return ticket
+
+
+def tickets_assign(*, ticket_ids: list[int], assignee: Any | None, actor: Any) -> int:
+    """Bulk assignment; returns how many tickets changed hands."""
+    changed = 0
+    for ticket_id in sorted(set(ticket_ids)):  # a fixed lock order, so two bulk actions cannot deadlock
+        before = Ticket.objects.filter(pk=ticket_id).values_list("assignee_id", flat=True).first()
+        ticket_assign(ticket_id=ticket_id, assignee=assignee, actor=actor)
+        changed += before != (assignee.pk if assignee is not None else None)
+    return changed
+
+
 # --- Review and reply ---------------------------------------------------------------------------
 
 def _diff(before: str, after: str) -> str:
@@ -230,8 +285,10 @@ def _thread_headers(ticket: Ticket) -> tuple[str, list[str]]:
     return latest.message_id, [*latest.references, latest.message_id][-20:]
 
 
-def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, final_text: str | None) -> ReviewAction:
+def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, final_text: str | None,
+                  expected_revision: int | None = None) -> ReviewAction:
     with transaction.atomic():
+        ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
         draft = Draft.objects.select_for_update().select_related("ticket").filter(
             pk=draft_id, ticket_id=ticket_id
         ).first()
@@ -247,10 +304,13 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
             ticket=draft.ticket, draft=draft, user=user,
             action=ReviewAction.Action.EDIT_APPROVE if edited else ReviewAction.Action.APPROVE,
             drafted_text=draft.body, final_text=text, diff=_diff(draft.body, text) if edited else "",
+            edit_distance=Levenshtein.distance(draft.body, text) if edited else 0,
         )
         draft.status = Draft.Status.APPROVED
         draft.save(update_fields=["status"])
-        Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.APPROVED, updated_at=timezone.now())
+        now = timezone.now()
+        Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.APPROVED, updated_at=now)
+        Ticket.objects.filter(pk=ticket_id, first_response_at__isnull=True).update(first_response_at=now)
         domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "tierdesk.localhost"
         in_reply_to, references = _thread_headers(draft.ticket)
         outbound = OutboundEmail.objects.create(
@@ -263,11 +323,13 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
         return review
 
 
-def draft_reject(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, reason: str) -> ReviewAction:
+def draft_reject(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, reason: str,
+                 expected_revision: int | None = None) -> ReviewAction:
     reason = reason.strip()
     if not reason:
         raise ApplicationError("say why the draft is rejected")
     with transaction.atomic():
+        ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
         draft = Draft.objects.select_for_update().filter(pk=draft_id, ticket_id=ticket_id).first()
         if draft is None:
             raise ApplicationError("no such draft on this ticket", status=404)

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kb.selectors import kb_search
-from triage import controls, policy, routing
+from triage import controls, policy, routing, sla
 from triage.learning import intent_other
 from triage.llm import breaker, tiers
 from triage.models import (
@@ -119,6 +119,9 @@ def ticket_classify(*, ticket_id: int) -> None:
             )
             locked.intent, locked.urgency, locked.sentiment = intent, c.urgency, c.sentiment
             locked.language, locked.confidence = c.language, c.confidence
+            locked.engine = outcome.engine
+            # The SLA clock starts at arrival; only the target changes with the urgency.
+            locked.sla_due_at = sla.due_at(start=locked.created_at, urgency=c.urgency)
             for config in controls.shadow_configs_for(step="classify", ticket_id=ticket_id):
                 enqueue("shadow_ticket", ticket_id, config.pk)
         locked.status = Ticket.Status.ROUTING
@@ -329,6 +332,9 @@ def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
         if draft is not None:
             for config in controls.shadow_configs_for(step="draft", ticket_id=ticket_id):
                 enqueue("shadow_ticket", ticket_id, config.pk)
+        if draft is not None:
+            locked.engine = draft.engine
+        locked.revision += 1  # a draft an agent may have open has changed
         if chosen is not None:
             locked.status = Ticket.Status.AWAITING_REVIEW
         else:

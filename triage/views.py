@@ -1,54 +1,22 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from triage import learning, selectors, services, steps
+from triage import access, learning, selectors, services, steps
+from triage.access import agent_required, is_agent, user_groups  # noqa: F401  (re-exported)
 from triage.errors import ApplicationError
 from triage.models import AuditEvent, Correction, Lane, MessageAttachment, Sentiment, Ticket, Urgency
 
-AGENT_GROUPS = ("agents", "admins")
 QUEUE_PAGE_SIZE = 50
 IN_PROGRESS = {Ticket.Status.NEW, Ticket.Status.CLASSIFYING, Ticket.Status.ROUTING, Ticket.Status.DRAFTING}
 
 
-def user_groups(user: Any) -> frozenset[str]:
-    """The user's group names, read once per request however many checks ask."""
-    if not user.is_authenticated:
-        return frozenset()
-    cached = getattr(user, "_tierdesk_groups", None)
-    if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
-        user._tierdesk_groups = cached
-    return cached
-
-
-def is_agent(user: Any) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or user_groups(user) & set(AGENT_GROUPS)))
-
-
-def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Signed-in agents and admins only; anyone else gets a 404, never a hint that the page exists."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not is_agent(request.user):
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
 def _ticket_for_user(request: HttpRequest, ticket_id: int) -> Ticket:
+    access.ticket_for_user(request.user, ticket_id)
     ticket = selectors.ticket_detail(ticket_id=ticket_id)
     if ticket is None:
         raise Http404
@@ -170,6 +138,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 @agent_required
 def attachment_download(request: HttpRequest, ticket_id: int, attachment_id: int) -> FileResponse:
+    access.ticket_for_user(request.user, ticket_id)
     attachment = MessageAttachment.objects.filter(pk=attachment_id, message__ticket_id=ticket_id).first()
     if attachment is None:
         raise Http404

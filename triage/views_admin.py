@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Avg, Count, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from triage import controls, routing, selectors, whatif
+from triage.access import admin_required, is_admin  # noqa: F401  (re-exported)
 from triage.errors import ApplicationError
 from triage.models import (
     AuditEvent,
@@ -32,24 +30,6 @@ from triage.models import (
     Urgency,
 )
 from triage.policy import CATEGORIES
-from triage.views import user_groups
-
-
-def is_admin(user: Any) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or "admins" in user_groups(user)))
-
-
-def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Admins only; agents and outsiders get a 404."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not is_admin(request.user):
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _intent_or_default(value: str | None) -> Intent | None:

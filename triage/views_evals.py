@@ -18,11 +18,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from triage import learning
+from triage.access import admin_required, is_admin
 from triage.errors import ApplicationError
 from triage.jobs import eval_upload_dir
 from triage.models import Correction, EvalRun, Job, LocalModel, PromptVersion
 from triage.services import enqueue
-from triage.views_admin import admin_required, is_admin
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 CHART_RUNS = 6  # runs drawn side by side

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from kb.embeddings import EmbeddingError
 from kb.reembed import ReembedError, index_status, reembed_start
-from triage.views_admin import admin_required
+from triage.access import admin_required
 
 
 @admin_required

@@ -10,7 +10,6 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 USER, PASSWORD = "support", "imap-test-pass"
 
@@ -81,7 +80,7 @@ service imap-login {{
         log = (self.root / "dovecot.log").read_text() if (self.root / "dovecot.log").exists() else ""
         raise RuntimeError(f"dovecot did not start: {log[-2000:]}")
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             self.proc.terminate()
             try:

@@ -41,5 +41,5 @@ class SmtpSink:
         self.controller.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.controller.stop()

@@ -88,9 +88,8 @@ def test_a_failed_send_is_kept_with_its_error_for_a_retry(draft: Draft, agent: U
     review = services.draft_approve(ticket_id=draft.ticket_id, draft_id=draft.pk, user=agent, final_text=None)
     outbound = OutboundEmail.objects.get(review=review)
     with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-                           EMAIL_HOST="127.0.0.1", EMAIL_PORT=1, EMAIL_TIMEOUT=2):
-        with pytest.raises(OSError):
-            services.outbound_send(outbound_id=outbound.pk)
+                           EMAIL_HOST="127.0.0.1", EMAIL_PORT=1, EMAIL_TIMEOUT=2), pytest.raises(OSError):
+        services.outbound_send(outbound_id=outbound.pk)
     outbound.refresh_from_db()
     assert outbound.status == "failed" and outbound.last_error
 
