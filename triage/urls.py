@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from triage import views, views_admin, views_evals, views_kb_index
+from triage import views, views_admin, views_dashboard, views_evals, views_kb_index
 from triage.api import api
 from triage.intake import views as inbound
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/reject", views.draft_reject, name="draft_reject"),
     path("tickets/<int:ticket_id>/correct", views.ticket_correct, name="ticket_correct"),
     path("tickets/<int:ticket_id>/notes", views.ticket_note, name="ticket_note"),
+    path("dashboard", views_dashboard.dashboard_page, name="dashboard"),
     path("settings/learning", views_evals.learning_page, name="settings_learning"),
     path("settings/learning/train", views_evals.learning_train, name="settings_learning_train"),
     path("settings/jobs/<int:job_id>", views_evals.job_status, name="settings_job"),
