@@ -282,24 +282,15 @@ class CostSeries:
     tiers: list[str]
     by_tier: dict[str, list[Decimal]]
     baseline: list[Decimal]
-    tickets: list[int]
 
     @property
     def totals(self) -> list[Decimal]:
         return [sum((v[i] for v in self.by_tier.values()), Decimal(0)) for i in range(len(self.labels))]
 
     @property
-    def per_ticket(self) -> list[Decimal | None]:
-        return [c / n if n else None for c, n in zip(self.totals, self.tickets, strict=True)]
-
-    @property
-    def baseline_per_ticket(self) -> list[Decimal | None]:
-        return [c / n if n else None for c, n in zip(self.baseline, self.tickets, strict=True)]
-
-    @property
-    def rows(self) -> list[tuple[str, list[Decimal], Decimal, Decimal, int]]:
+    def rows(self) -> list[tuple[str, list[Decimal], Decimal, Decimal]]:
         totals = self.totals
-        return [(label, [self.by_tier[t][i] for t in self.tiers], totals[i], self.baseline[i], self.tickets[i])
+        return [(label, [self.by_tier[t][i] for t in self.tiers], totals[i], self.baseline[i])
                 for i, label in enumerate(self.labels)]
 
 
@@ -434,55 +425,51 @@ def _escalations(params: dict[str, Any]) -> Escalations:
 
 
 def _tiers(params: dict[str, Any]) -> tuple[list[TierRow], CostSummary]:
+    # Grouped by tier alone (no grouping sets, no DISTINCT beside the percentiles) so PostgreSQL sorts each
+    # tier's latencies once; the period's totals are sums of the tiers, except the tickets served.
     rows = _rows(
-        "SELECT tier, GROUPING(tier) = 1, count(*), count(*) FILTER (WHERE step = 'classify'), "
-        "count(*) FILTER (WHERE step = 'classify' AND schema_valid), "
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), "
-        "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), "
+        "SELECT tier, count(*), count(*) FILTER (WHERE classify), count(*) FILTER (WHERE classify AND schema_valid), "
+        "percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms), "
         "coalesce(sum(cost_usd), 0), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
-        "count(DISTINCT ticket_id) "
-        "FROM triage_modelcall WHERE created_at >= %(start)s AND created_at < %(end)s "
-        "GROUP BY GROUPING SETS ((tier), ())",
+        "(SELECT count(DISTINCT ticket_id) FROM triage_modelcall "
+        " WHERE created_at >= %(start)s AND created_at < %(end)s) "
+        "FROM (SELECT tier, step = 'classify' AS classify, schema_valid, latency_ms, cost_usd, tokens_in, tokens_out "
+        "      FROM triage_modelcall WHERE created_at >= %(start)s AND created_at < %(end)s) m "
+        "GROUP BY tier",
         params,
     )
-    tiers: list[TierRow] = []
-    summary = CostSummary(calls=0, tickets=0, cost=Decimal(0), baseline=Decimal(0))
-    for tier, everything, calls, classify, valid, p50, p95, cost, t_in, t_out, tickets in rows:
-        baseline = cost_usd("large", int(t_in), int(t_out))
-        if everything:
-            summary = CostSummary(calls=calls, tickets=tickets, cost=Decimal(cost), baseline=baseline)
-        else:
-            tiers.append(TierRow(tier=tier, calls=calls, classify_calls=classify, classify_valid=valid,
-                                 p50_ms=p50, p95_ms=p95, cost=Decimal(cost), baseline=baseline,
-                                 tokens_in=int(t_in), tokens_out=int(t_out)))
+    tiers = [TierRow(tier=tier, calls=calls, classify_calls=classify, classify_valid=valid, p50_ms=p50_p95[0],
+                     p95_ms=p50_p95[1], cost=Decimal(cost), baseline=cost_usd("large", int(t_in), int(t_out)),
+                     tokens_in=int(t_in), tokens_out=int(t_out))
+             for tier, calls, classify, valid, p50_p95, cost, t_in, t_out, _ in rows]
     tiers.sort(key=lambda r: (TIERS.index(r.tier) if r.tier in TIERS else len(TIERS), r.tier))
+    summary = CostSummary(
+        calls=sum(r.calls for r in tiers), tickets=rows[0][-1] if rows else 0,
+        cost=sum((r.cost for r in tiers), Decimal(0)),
+        # The tokens of every call priced together at large rates, not the sum of rounded per-tier figures.
+        baseline=cost_usd("large", sum(r.tokens_in for r in tiers), sum(r.tokens_out for r in tiers)),
+    )
     return tiers, summary
 
 
 def _cost(period: Period, params: dict[str, Any]) -> CostSeries:
     rows = _rows(
-        "SELECT bucket, tier, GROUPING(tier) = 1, sum(cost_usd), sum(tokens_in), sum(tokens_out), "
-        "count(DISTINCT ticket_id) "
-        "FROM (SELECT date_trunc(%(unit)s, created_at AT TIME ZONE %(tz)s) AS bucket, tier, cost_usd, tokens_in, "
-        "tokens_out, ticket_id FROM triage_modelcall WHERE created_at >= %(start)s AND created_at < %(end)s) c "
-        "GROUP BY GROUPING SETS ((bucket, tier), (bucket))",
+        "SELECT date_trunc(%(unit)s, created_at AT TIME ZONE %(tz)s), tier, sum(cost_usd), sum(tokens_in), "
+        "sum(tokens_out) FROM triage_modelcall WHERE created_at >= %(start)s AND created_at < %(end)s GROUP BY 1, 2",
         params,
     )
     keys = period.bucket_keys()
     index = {k: i for i, k in enumerate(keys)}
-    tiers = _ordered({tier for _, tier, everything, *_ in rows if not everything}, TIERS)
+    tiers = _ordered({tier for _, tier, *_ in rows}, TIERS)
     by_tier = {tier: [Decimal(0)] * len(keys) for tier in tiers}
-    baseline = [Decimal(0)] * len(keys)
-    tickets = [0] * len(keys)
-    for bucket, tier, everything, cost, t_in, t_out, n in rows:
+    tokens = [[0, 0] for _ in keys]
+    for bucket, tier, cost, t_in, t_out in rows:
         i = index[bucket]
-        if everything:
-            baseline[i] = cost_usd("large", int(t_in), int(t_out))
-            tickets[i] = n
-        else:
-            by_tier[tier][i] = Decimal(cost)
+        by_tier[tier][i] = Decimal(cost)
+        tokens[i][0] += int(t_in)
+        tokens[i][1] += int(t_out)
     return CostSeries(labels=[period.bucket_label(k) for k in keys], tiers=tiers, by_tier=by_tier,
-                      baseline=baseline, tickets=tickets)
+                      baseline=[cost_usd("large", t_in, t_out) for t_in, t_out in tokens])
 
 
 def _outcomes(params: dict[str, Any]) -> Outcomes:
@@ -584,8 +571,7 @@ def chart_data(board: Dashboard) -> dict[str, Any]:
         "cost": {"labels": cost.labels, "series": [{"name": t, "data": [_num(v) for v in cost.by_tier[t]]}
                                                    for t in cost.tiers],
                  "baseline": [_num(v) for v in cost.baseline]},
-        "cost_per_ticket": {"labels": cost.labels, "actual": [_num(v) for v in cost.per_ticket],
-                            "baseline": [_num(v) for v in cost.baseline_per_ticket]},
+        "cost_per_ticket": _per_ticket_chart(board),
         "outcomes_intent": _outcome_chart(out.by_intent),
         "outcomes_lane": _outcome_chart(out.by_lane),
         "corrections": {"labels": corr.intents,
@@ -596,6 +582,18 @@ def chart_data(board: Dashboard) -> dict[str, Any]:
                 "met": [r.met for r in board.sla.rows], "missed": [r.missed for r in board.sla.rows],
                 "open": [r.open for r in board.sla.rows]},
     }
+
+
+def _per_ticket_chart(board: Dashboard) -> dict[str, Any]:
+    """Two bars: what a ticket cost, split by tier, and what it would have cost with every call at large."""
+    tickets = board.cost_summary.tickets
+
+    def per(value: Decimal) -> float | None:
+        return _num(value / tickets, 8) if tickets else None
+
+    return {"labels": ["actual", "all large"],
+            "series": [{"name": t.tier, "data": [per(t.cost), None]} for t in board.tiers],
+            "baseline": per(board.cost_summary.baseline)}
 
 
 def _outcome_chart(rows: list[OutcomeRow]) -> dict[str, Any]:

@@ -223,6 +223,13 @@ def test_cost_per_ticket_is_set_against_the_same_calls_priced_at_large(history: 
     assert (summary.cost, summary.baseline) == (Decimal("0.0168"), Decimal("0.042"))
     assert (summary.per_ticket, summary.baseline_per_ticket) == (Decimal("0.0056"), Decimal("0.014"))
     assert summary.saving == pytest.approx(0.6)
+    # The chart: a ticket's cost split by tier, beside the all-large bar.
+    chart = dashboard.chart_data(board)["cost_per_ticket"]
+    assert chart["labels"] == ["actual", "all large"]
+    assert [(s["name"], s["data"]) for s in chart["series"]] == [
+        ("nano", [pytest.approx(0.0013 / 3, abs=1e-8), None]), ("mini", [0.0015, None]),
+        ("large", [pytest.approx(0.011 / 3, abs=1e-8), None])]
+    assert chart["baseline"] == 0.014
 
 
 def test_cost_per_day_by_tier_with_the_all_large_baseline(history: dict[str, Any]) -> None:
@@ -234,9 +241,8 @@ def test_cost_per_day_by_tier_with_the_all_large_baseline(history: dict[str, Any
     # The large draft at 23:10 UTC on the 2nd belongs to Berlin's 3rd.
     assert cost.by_tier["large"] == [zero, Decimal("0.011"), zero, zero, zero, zero, zero]
     # 2nd: 5,000 tokens in and 700 out; 3rd: 4,000 in and 600 out, at large rates.
-    assert cost.baseline[:2] == [Decimal("0.023"), Decimal("0.019")]
-    assert cost.tickets == [2, 2, 0, 0, 0, 0, 0]
-    assert cost.per_ticket[:3] == [Decimal("0.0021375"), Decimal("0.0062625"), None]
+    assert cost.baseline == [Decimal("0.023"), Decimal("0.019"), zero, zero, zero, zero, zero]
+    assert cost.totals[:2] == [Decimal("0.004275"), Decimal("0.012525")]
 
 
 def test_draft_outcomes_by_intent_and_lane_with_edit_distance(history: dict[str, Any]) -> None:
@@ -363,7 +369,7 @@ def agent_client(client: Client) -> Client:
 def _cells(html: str, testid: str) -> list[list[str]]:
     table = re.search(rf'<table class="numbers" data-testid="{testid}">(.*?)</table>', html, re.DOTALL)
     assert table, f"no table {testid}"
-    return [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.DOTALL)]
+    return [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.DOTALL)]
 
 
 CHARTS = ("lanes", "reasons", "schema", "latency", "cost", "cost-per-ticket", "outcomes-intent", "outcomes-lane",
@@ -384,7 +390,7 @@ def test_an_agent_sees_every_chart_with_the_numbers_behind_it(history: dict[str,
     assert _cells(html, "table-reasons")[1] == ["low_confidence", "2", "0", "2"]
     assert _cells(html, "table-schema")[1] == ["nano", "4", "2", "50.0%"]
     assert _cells(html, "table-latency")[1] == ["nano", "4", "250", "385"]
-    assert _cells(html, "table-cost")[2] == ["Tue 3 Mar", "$0.000325", "$0.00120", "$0.0110", "$0.0125", "$0.0190", "2"]
+    assert _cells(html, "table-cost")[2] == ["Tue 3 Mar", "$0.000325", "$0.00120", "$0.0110", "$0.0125", "$0.0190"]
     assert "$0.00560 per ticket against $0.0140 all-large (60.0% less), over 3 tickets." in html
     assert _cells(html, "table-outcomes-intent")[-1] == ["All", "2", "3", "14.0", "10.0", "1", "6"]
     assert _cells(html, "table-outcomes-lane")[2] == ["large", "0", "2", "6.0", "6.0", "1", "3"]

@@ -67,13 +67,13 @@
     },
     cost_per_ticket: function (d) {
       var c = d.cost_per_ticket;
-      return { type: "line",
-               data: { labels: c.labels,
-                       datasets: [{ label: "actual per ticket", data: c.actual, borderColor: "#059669", backgroundColor: "#059669", spanGaps: true },
-                                  { label: "all-large per ticket", data: c.baseline, borderColor: "#111827", backgroundColor: "#111827",
-                                    borderDash: [6, 4], spanGaps: true }] },
-               options: { scales: { y: { beginAtZero: true, ticks: { callback: dollars }, title: { display: true, text: "USD per ticket" } } },
-                          plugins: { tooltip: { callbacks: { label: function (ctx) { return ctx.dataset.label + ": " + dollars(ctx.parsed.y); } } } } } };
+      var datasets = stackedSeries(c.series, tierColour);
+      datasets.push({ label: "every call at large", data: [null, c.baseline], backgroundColor: "#111827", stack: "all" });
+      return { type: "bar", data: { labels: c.labels, datasets: datasets },
+               options: { indexAxis: "y",
+                          scales: { x: { stacked: true, beginAtZero: true, ticks: { callback: dollars }, title: { display: true, text: "USD per ticket" } },
+                                    y: { stacked: true } },
+                          plugins: { tooltip: { callbacks: { label: function (ctx) { return ctx.dataset.label + ": " + dollars(ctx.parsed.x); } } } } } };
     },
     outcomes_intent: function (d) {
       return { type: "bar", data: { labels: d.outcomes_intent.labels,
