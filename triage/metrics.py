@@ -14,7 +14,12 @@ from django.db import connection
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from triage.dashboard import corrections_source, draft_outcomes_source, escalation_reasons_source, sla_result_sql
+from triage.dashboard import (
+    corrections_source,
+    draft_outcomes_source,
+    escalation_reasons_source,
+    sla_result_sql,
+)
 from triage.llm.tiers import cost_usd
 
 # Model-call latency buckets, seconds: the local engine answers in milliseconds, a large model in tens of seconds.

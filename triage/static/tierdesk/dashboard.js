@@ -25,7 +25,7 @@
   }
 
   function stackedScales(horizontal, title) {
-    var count = { stacked: true, beginAtZero: true, ticks: { precision: 0 }, title: { display: !!title, text: title } };
+    var count = { stacked: true, beginAtZero: true, grace: "5%", ticks: { precision: 0 }, title: { display: !!title, text: title } };
     var category = { stacked: true };
     return horizontal ? { x: count, y: category } : { x: category, y: count };
   }
