@@ -24,8 +24,10 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     else:
         board = dashboard.dashboard_for(period=period)
         context.update(period=period, board=board, charts=dashboard.chart_data(board))
-    # The server picks the partial: an htmx request swaps only the dashboard's body.
-    template = "triage/dashboard.html#dashboard-body" if request.htmx else "triage/dashboard.html"
+    # The server picks the partial: an htmx request swaps only the dashboard's body. Restoring a page that
+    # fell out of htmx's history cache replaces the whole document, so that request gets the whole page.
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "triage/dashboard.html#dashboard-body" if partial else "triage/dashboard.html"
     response = render(request, template, context, status=status)
     response["Vary"] = "HX-Request"
     return response

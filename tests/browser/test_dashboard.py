@@ -118,3 +118,10 @@ def test_an_agent_reads_every_chart_and_its_numbers_and_changes_the_period(live_
     _wait_for_charts(page)
     assert page.evaluate(DRAWN, "chart-lanes")["labels"] == 30
     assert page.get_by_test_id("period-error").count() == 0
+
+    # Back to the last 24 hours: the restored page draws its charts again.
+    page.go_back()
+    page.go_back()
+    page.get_by_test_id("period").get_by_text("Last 24 hours").wait_for()
+    _wait_for_every_canvas(page)
+    assert page.evaluate(DRAWN, "chart-lanes")["labels"] == 24

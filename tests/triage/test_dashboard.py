@@ -408,6 +408,11 @@ def test_an_htmx_request_gets_only_the_dashboard_body(history: dict[str, Any], a
     assert 'data-testid="chart-sla"' in html and 'id="dashboard-data"' in html
 
 
+def test_restoring_history_gets_the_whole_page(agent_client: Client) -> None:
+    response = agent_client.get("/dashboard", HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert response.status_code == 200 and "<html" in response.content.decode()
+
+
 def test_an_empty_period_says_so_for_every_chart(agent_client: Client) -> None:
     html = agent_client.get("/dashboard", {"period": "30d"}).content.decode()
     for chart in CHARTS:

@@ -133,6 +133,8 @@
     }
   });
   document.addEventListener("htmx:afterSettle", drawAll);
+  // Back and forward restore the page's HTML from htmx's history cache: the canvases come back blank.
+  document.addEventListener("htmx:historyRestore", drawAll);
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", drawAll);
   else drawAll();
 })();
