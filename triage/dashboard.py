@@ -44,8 +44,8 @@ def draft_outcomes_source(where: str = "TRUE") -> str:
     """Agents' decisions on drafts as rows of (intent, lane, outcome, edit_distance).
 
     The intent is the ticket's, after any correction; the lane is the one whose route decision the draft
-    came from (the ticket's lane when a decision has no draft). Regenerate and escalate decide nothing and
-    are left out.
+    came from (the ticket's lane for a decision taken without a draft). Regenerate and escalate decide
+    nothing and are left out.
     """
     return ("SELECT coalesce(i.name, '') AS intent, coalesce(nullif(rd.lane, ''), t.lane) AS lane, "
             "CASE ra.action WHEN 'approve' THEN 'approved_unchanged' WHEN 'edit_approve' THEN 'edited' "
@@ -425,8 +425,8 @@ def _escalations(params: dict[str, Any]) -> Escalations:
 
 
 def _tiers(params: dict[str, Any]) -> tuple[list[TierRow], CostSummary]:
-    # Grouped by tier alone (no grouping sets, no DISTINCT beside the percentiles) so PostgreSQL sorts each
-    # tier's latencies once; the period's totals are sums of the tiers, except the tickets served.
+    # Grouped by tier alone, without grouping sets, so PostgreSQL sorts each tier's latencies once; the
+    # period's totals are the tiers' sums, and the tickets the calls served are counted by the subquery.
     rows = _rows(
         "SELECT tier, count(*), count(*) FILTER (WHERE classify), count(*) FILTER (WHERE classify AND schema_valid), "
         "percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms), "
