@@ -323,7 +323,8 @@ class Ticket(models.Model):
     first_response_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every agent-facing change, so a form opened before another agent's change is refused, not applied.
     revision = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A default rather than auto_now_add: the SLA due time is computed from it before the row is saved.
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -345,7 +346,7 @@ class Ticket(models.Model):
         if self.sla_due_at is None:
             from triage import sla
 
-            self.sla_due_at = sla.due_at(start=self.created_at or timezone.now(), urgency=self.urgency or None)
+            self.sla_due_at = sla.due_at(start=self.created_at, urgency=self.urgency or None)
         super().save(*args, **kwargs)
 
     def __str__(self) -> str:
