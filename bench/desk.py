@@ -47,6 +47,10 @@ def setup_django() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # a migration may have added columns the planner has no statistics for
+        cursor.execute("ANALYZE triage_ticket")
 
 
 def populate(n: int) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery
 from django.db import connection, transaction
 from django.db.models import Avg, BooleanField, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.expressions import RawSQL
@@ -31,11 +31,6 @@ from triage.models import (
     TriageRun,
     Urgency,
 )
-
-
-def ticket_search_vector() -> SearchVector:
-    # Must match the expression of the ticket_search_gin index so PostgreSQL can use it.
-    return SearchVector("subject", "body", config="simple")
 
 
 def ticket_list(
@@ -68,8 +63,8 @@ def _search(qs: QuerySet[Ticket], search: str | None) -> QuerySet[Ticket]:
         return qs.filter(pk=int(term[1:]))
     if term.upper().startswith("TD-") and len(term) <= 16:
         return qs.filter(token=term.upper())
-    return qs.annotate(sv=ticket_search_vector()).filter(
-        Q(sv=SearchQuery(term, config="simple", search_type="websearch")) | Q(subject__icontains=term)
+    return qs.filter(
+        Q(search_vector=SearchQuery(term, config="simple", search_type="websearch")) | Q(subject__icontains=term)
     )
 
 
