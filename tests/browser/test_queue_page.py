@@ -15,7 +15,7 @@ from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.conftest import wait_for
 from tests.support import data
 from triage import services, sla
-from triage.models import Draft, OutboundEmail, ReviewAction, RouteDecision, Ticket
+from triage.models import Draft, Intent, OutboundEmail, ReviewAction, RouteDecision, Ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -48,10 +48,12 @@ def _rows(page: Any) -> list[str]:
 
 
 def test_filters_narrow_the_queue_and_breaching_tickets_stand_out(live_server: Any, page: Any) -> None:
-    _user("alice")
-    _ticket("Card charged twice", urgency="urgent", age_minutes=20)      # breached: 15 min target
-    _ticket("Where is my parcel", urgency="high", age_minutes=50)        # nearly: 10 of 60 min left
-    _ticket("Change my address", urgency="low")
+    alice = _user("alice")
+    intent = {name: Intent.objects.create(name=name) for name in ("refund_request", "track_order", "change_address")}
+    _ticket("Card charged twice", urgency="urgent", age_minutes=20, intent=intent["refund_request"])  # breached
+    _ticket("Where is my parcel", urgency="high", age_minutes=50, intent=intent["track_order"],       # nearly
+            assignee=alice)
+    _ticket("Change my address", urgency="low", intent=intent["change_address"])
     sign_in(page, live_server.url, "alice", "alice-pass-4821")
     assert _rows(page) == ["Card charged twice", "Where is my parcel", "Change my address"]
     breached = page.locator("#queue-rows tr.sla-breached")
