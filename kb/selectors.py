@@ -49,11 +49,18 @@ WITH q AS (
     -- match nothing. The terms were stemmed with the query language's configuration, as the chunks' were.
     SELECT NULLIF(%(tsquery)s, '')::tsquery AS tsq
 ),
-lexical AS (
-    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.search, q.tsq) DESC, c.id) AS rank
+matched AS (
+    -- At most the row budget of matches is ranked (ts_rank_cd reads each one): with the rarest terms
+    -- chosen this holds every match in practice, and when it does not, the vector leg still ranks all.
+    SELECT c.id, c.search
     FROM {chunk} c JOIN {article} a ON a.id = c.article_id, q
     WHERE q.tsq IS NOT NULL AND c.search @@ q.tsq AND a.status = 'published'
-    ORDER BY ts_rank_cd(c.search, q.tsq) DESC, c.id
+    LIMIT %(row_budget)s
+),
+lexical AS (
+    SELECT m.id, row_number() OVER (ORDER BY ts_rank_cd(m.search, q.tsq) DESC, m.id) AS rank
+    FROM matched m, q
+    ORDER BY ts_rank_cd(m.search, q.tsq) DESC, m.id
     LIMIT %(candidates)s
 ),
 vector AS (
@@ -126,6 +133,7 @@ def passages_search(
         "dim": config.dim,
         "chunk_table": chunk_table,
         "candidates": CANDIDATES,
+        "row_budget": settings.KB_LEXICAL_ROW_BUDGET or None,  # LIMIT NULL: no limit
         "rrf_k": RRF_K,
         "k": k,
     }
