@@ -149,18 +149,25 @@ def pad(target: int, seed: int = 7) -> None:
         cursor.execute(f"ANALYZE {EVAL_CHUNKS}")
         cursor.execute(f"ANALYZE {EVAL_ARTICLES}")
     print(f"  HNSW index built in {time.perf_counter() - started:.1f} s", flush=True)
+    from kb import selectors
+
+    selectors._stats_cache.clear()  # the index grew: read its new lexeme statistics
 
 
 def explain(embedder: PrecomputedQueries, query: str) -> str:
+    from django.conf import settings
     from django.db import connection
 
     from kb.evaluation import EVAL_ARTICLES, EVAL_CHUNKS
     from kb.indexing import search_config, vector_literal
-    from kb.selectors import CANDIDATES, RRF_K, search_sql
+    from kb.selectors import CANDIDATES, RRF_K, lexical_terms, or_query, search_sql
 
-    params = {"text": query, "config": search_config("en"), "embedding": vector_literal(embedder.query(query)),
+    with connection.cursor() as cursor:
+        terms = lexical_terms(cursor, text=query, config=search_config("en"), table=EVAL_CHUNKS)
+    params = {"text": query, "config": search_config("en"), "tsquery": or_query(terms), "embedding": vector_literal(embedder.query(query)),
               "model": embedder.config.key, "dim": embedder.config.dim, "chunk_table": EVAL_CHUNKS,
-              "candidates": CANDIDATES, "rrf_k": RRF_K, "k": 10}
+              "candidates": CANDIDATES, "rrf_k": RRF_K, "k": 10,
+              "row_budget": settings.KB_LEXICAL_ROW_BUDGET or None}
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + search_sql(chunk_table=EVAL_CHUNKS, article_table=EVAL_ARTICLES), params)
         return "\n".join(row[0] for row in cursor.fetchall())

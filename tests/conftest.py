@@ -98,3 +98,13 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sla_policy() -> Iterator[None]:
+    """Each test reads the SLA policy its own database holds, not one a previous test cached."""
+    from triage import sla
+
+    sla.policy_cache_clear()
+    yield
+    sla.policy_cache_clear()

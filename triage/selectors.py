@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import gc
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Avg, BooleanField, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
-from triage import routing, whatif
+from triage import access, routing, sla, whatif
+from triage.errors import ApplicationError
 from triage.llm.tiers import cost_usd
 from triage.models import (
     Citation,
     Draft,
+    Engine,
     GateResult,
+    Lane,
     Message,
     ModelCall,
     ReviewAction,
     RouteDecision,
     Ticket,
     TriageRun,
+    Urgency,
 )
-
-
-def ticket_search_vector() -> SearchVector:
-    # Must match the expression of the ticket_search_gin index so PostgreSQL can use it.
-    return SearchVector("subject", "body", config="simple")
 
 
 def ticket_list(
@@ -39,6 +41,7 @@ def ticket_list(
     lane: str | None = None,
     search: str | None = None,
 ) -> QuerySet[Ticket]:
+    """Tickets newest first, for the API's listing."""
     qs = Ticket.objects.select_related("intent").order_by("-created_at", "-id")
     if status:
         qs = qs.filter(status=status)
@@ -48,12 +51,167 @@ def ticket_list(
         qs = qs.filter(urgency=urgency)
     if lane:
         qs = qs.filter(lane=lane)
-    if search and search.strip():
-        term = search.strip()
-        qs = qs.annotate(sv=ticket_search_vector()).filter(
-            Q(sv=SearchQuery(term, config="simple", search_type="websearch")) | Q(subject__icontains=term)
+    return _search(qs, search)
+
+
+def _search(qs: QuerySet[Ticket], search: str | None) -> QuerySet[Ticket]:
+    term = (search or "").strip()
+    if not term:
+        return qs
+    # "#123" or a ticket token (TD-XXXXXXXX) jumps straight to that ticket.
+    if term.startswith("#") and term[1:].isdigit():
+        return qs.filter(pk=int(term[1:]))
+    if term.upper().startswith("TD-") and len(term) <= 16:
+        return qs.filter(token=term.upper())
+    return qs.filter(
+        Q(search_vector=SearchQuery(term, config="simple", search_type="websearch")) | Q(subject__icontains=term)
+    )
+
+
+# --- The agents' queue ----------------------------------------------------------------------------
+
+QUEUE_OPEN = "open"  # the status filter's default: everything still waiting for an answer
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    status: str = QUEUE_OPEN  # "open", "" for any, or one Ticket.Status
+    urgency: str = ""
+    intent: str = ""
+    lane: str = ""
+    engine: str = ""
+    assignee: str = ""  # "", "me", "none", or a username
+    sla: str = ""  # "", "breached" or "at_risk" (breached or nearly)
+    search: str = ""
+
+    def as_query(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+@dataclass(frozen=True)
+class QueueCursor:
+    """A position in the queue's order (SLA due time, then id): the page starts after or before it."""
+
+    due: datetime
+    ticket_id: int
+
+    def encode(self) -> str:
+        return f"{int(self.due.timestamp() * 1_000_000)}.{self.ticket_id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> QueueCursor:
+        try:
+            micros, ticket_id = raw.split(".")
+            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC), int(ticket_id))
+        except (ValueError, OverflowError, OSError) as exc:
+            raise ApplicationError("that page link is not valid; start again from the first page") from exc
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    tickets: list[Ticket]
+    next_cursor: str | None
+    prev_cursor: str | None
+    warn_percent: int
+    now: datetime
+
+
+def queue_filters_validate(raw: dict[str, str], *, user: Any) -> QueueFilters:
+    """Filters from the query string; an unknown value is a clear error, never an empty queue."""
+    values = {k: (raw.get(k) or "").strip() for k in QueueFilters.__dataclass_fields__}
+    if "status" not in raw:
+        values["status"] = QUEUE_OPEN
+    allowed = {
+        "status": {QUEUE_OPEN, *Ticket.Status.values},
+        "urgency": set(Urgency.values),
+        "lane": set(Lane.values),
+        "engine": set(Engine.values),
+        "sla": {"breached", "at_risk"},
+    }
+    for name, choices in allowed.items():
+        if values[name] and values[name] not in choices:
+            raise ApplicationError(f"{values[name]!r} is not a {name} filter; choose one of {', '.join(sorted(choices))}")
+    if len(values["search"]) > 200:
+        raise ApplicationError("search for at most 200 characters")
+    return QueueFilters(**values)
+
+
+def queue_page(*, filters: QueueFilters, user: Any, after: str | None = None, before: str | None = None,
+               size: int = 50, now: datetime | None = None) -> QueuePage:
+    """One page of the queue in SLA due order, by keyset: one query however deep the page.
+
+    The row comparison `(sla_due_at, id) > (cursor)` walks the ticket_due_keyset index (or the status or
+    assignee variant), so page 2,000 costs what page 1 does; an OFFSET would read every row before it.
+    """
+    now = now or timezone.now()
+    policy = sla.policy_current()
+    qs = Ticket.objects.select_related("intent", "assignee").annotate(
+        pending_draft_id=Subquery(
+            Draft.objects.filter(ticket=OuterRef("pk"), status=Draft.Status.PENDING)
+            .order_by("-created_at", "-id").values("pk")[:1]
+        ),
+    )
+    if filters.status == QUEUE_OPEN:
+        qs = qs.filter(status__in=sla.OPEN_STATUSES)
+    elif filters.status:
+        qs = qs.filter(status=filters.status)
+    for name in ("urgency", "lane", "engine"):
+        if value := getattr(filters, name):
+            qs = qs.filter(**{name: value})
+    if filters.intent:
+        qs = qs.filter(intent__name=filters.intent)
+    if filters.assignee == "me":
+        qs = qs.filter(assignee=user)
+    elif filters.assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif filters.assignee:
+        qs = qs.filter(assignee__username=filters.assignee)
+    if filters.sla == "breached":
+        qs = qs.filter(sla_due_at__lte=now, first_response_at__isnull=True)
+    elif filters.sla == "at_risk":
+        # Due within the warning share of its whole target, or already past due.
+        qs = qs.filter(first_response_at__isnull=True).filter(RawSQL(
+            "triage_ticket.sla_due_at - (triage_ticket.sla_due_at - triage_ticket.created_at) * %s <= %s",
+            (policy.warn_percent / 100, now), output_field=BooleanField()))
+    qs = _search(qs, filters.search)
+    if after and before:
+        raise ApplicationError("a page starts after one ticket or before another, not both")
+    if before:
+        cursor = QueueCursor.decode(before)
+        rows = list(qs.filter(RawSQL("(triage_ticket.sla_due_at, triage_ticket.id) < (%s, %s)",
+                                     (cursor.due, cursor.ticket_id), output_field=BooleanField()))
+                    .order_by("-sla_due_at", "-id")[: size + 1])
+        more_before = len(rows) > size
+        rows = rows[:size][::-1]
+        return QueuePage(
+            tickets=rows, next_cursor=_cursor(rows[-1]) if rows else before,
+            prev_cursor=_cursor(rows[0]) if rows and more_before else None, warn_percent=policy.warn_percent,
+            now=now,
         )
-    return qs
+    if after:
+        cursor = QueueCursor.decode(after)
+        qs = qs.filter(RawSQL("(triage_ticket.sla_due_at, triage_ticket.id) > (%s, %s)",
+                              (cursor.due, cursor.ticket_id), output_field=BooleanField()))
+    rows = list(qs.order_by("sla_due_at", "id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return QueuePage(
+        tickets=rows, next_cursor=_cursor(rows[-1]) if more else None,
+        prev_cursor=_cursor(rows[0]) if after and rows else None, warn_percent=policy.warn_percent, now=now,
+    )
+
+
+def _cursor(ticket: Ticket) -> str:
+    return QueueCursor(ticket.sla_due_at, ticket.pk).encode()
+
+
+def queue_agents() -> list[Any]:
+    """Who tickets can be assigned to: active members of the agents or admins groups."""
+    from django.contrib.auth import get_user_model
+
+    return list(get_user_model().objects.filter(is_active=True)
+                .filter(Q(groups__name__in=access.ROLE_GROUPS) | Q(is_superuser=True))
+                .distinct().order_by("username").only("pk", "username", "first_name", "last_name"))
 
 
 def ticket_detail(*, ticket_id: int) -> Ticket | None:

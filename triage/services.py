@@ -247,14 +247,46 @@ def ticket_assign(*, ticket_id: int, assignee: Any | None, actor: Any, expected_
     return ticket
 
 
-def tickets_assign(*, ticket_ids: list[int], assignee: Any | None, actor: Any) -> int:
-    """Bulk assignment; returns how many tickets changed hands."""
-    changed = 0
-    for ticket_id in sorted(set(ticket_ids)):  # a fixed lock order, so two bulk actions cannot deadlock
-        before = Ticket.objects.filter(pk=ticket_id).values_list("assignee_id", flat=True).first()
-        ticket_assign(ticket_id=ticket_id, assignee=assignee, actor=actor)
-        changed += before != (assignee.pk if assignee is not None else None)
-    return changed
+BULK_ACTIONS = ("take", "assign", "unassign", "approve", "reject")
+BULK_MAX = 200
+
+
+def tickets_bulk(*, action: str, ticket_ids: list[int], actor: Any, assignee: Any | None = None,
+                 reason: str = "") -> tuple[int, list[tuple[int, str]]]:
+    """Apply one action to many tickets, each in its own transaction: returns (done, [(ticket id, why not)]).
+
+    One ticket that cannot take the action (its draft was already sent, say) does not stop the rest.
+    """
+    if action not in BULK_ACTIONS:
+        raise ApplicationError(f"{action!r} is not a bulk action; choose one of {', '.join(BULK_ACTIONS)}")
+    ids = sorted(set(ticket_ids))  # a fixed lock order, so two bulk actions cannot deadlock
+    if not ids:
+        raise ApplicationError("select at least one ticket")
+    if len(ids) > BULK_MAX:
+        raise ApplicationError(f"select at most {BULK_MAX} tickets at a time")
+    if action == "assign" and assignee is None:
+        raise ApplicationError("choose who to assign the tickets to")
+    if action == "reject" and not reason.strip():
+        raise ApplicationError("say why the drafts are rejected")
+    pending = dict(Draft.objects.filter(ticket_id__in=ids, status=Draft.Status.PENDING)
+                   .order_by("ticket_id", "created_at", "id").values_list("ticket_id", "pk"))
+    done, failed = 0, []
+    for ticket_id in ids:
+        try:
+            if action in ("take", "assign", "unassign"):
+                target = actor if action == "take" else assignee if action == "assign" else None
+                ticket_assign(ticket_id=ticket_id, assignee=target, actor=actor)
+            elif ticket_id not in pending:
+                raise ApplicationError("no draft is waiting for review")
+            elif action == "approve":
+                draft_approve(ticket_id=ticket_id, draft_id=pending[ticket_id], user=actor, final_text=None)
+            else:
+                draft_reject(ticket_id=ticket_id, draft_id=pending[ticket_id], user=actor, reason=reason)
+        except ApplicationError as exc:
+            failed.append((ticket_id, exc.message))
+        else:
+            done += 1
+    return done, failed
 
 
 # --- Review and reply ---------------------------------------------------------------------------

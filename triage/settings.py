@@ -254,6 +254,9 @@ KB_EMBEDDING_MAX_RETRIES = envint("KB_EMBEDDING_MAX_RETRIES", 2)
 KB_TOP_K = envint("TIERDESK_KB_TOP_K", 4)
 # Below this cosine similarity, a passage is not offered to the model as grounding.
 KB_MIN_SIMILARITY = envfloat("TIERDESK_KB_MIN_SIMILARITY", 0.75)
+# The full-text leg keeps the query's rarest terms while they can match at most about this many chunks
+# (0: every term, however common). See kb/selectors.py.
+KB_LEXICAL_ROW_BUDGET = envint("TIERDESK_KB_LEXICAL_ROW_BUDGET", 3000)
 # A Prometheus scraper sends "Authorization: Bearer <token>" to /metrics; unset, only signed-in admins see it.
 METRICS_TOKEN = envstr("TIERDESK_METRICS_TOKEN")
 # Imports (kb_import and the upload form): limits that refuse zip bombs and runaway folders.

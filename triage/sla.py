@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,11 +33,25 @@ class SlaState(enum.StrEnum):
     MISSED = "missed"  # answered after it was due
 
 
+# Intake reads the policy for every ticket; it is kept per process for this long. A change made through
+# `policy_update` applies at once in that process, within this many seconds elsewhere, and also moves
+# every open ticket's due time itself.
+POLICY_CACHE_SECONDS = 30.0
+_cache: dict[str, Any] = {"policy": None, "at": 0.0}
+
+
 def policy_current() -> SlaPolicy:
     from triage.models import SlaPolicy
 
-    policy = SlaPolicy.objects.order_by("pk").first()
-    return policy if policy is not None else SlaPolicy()
+    now = time.monotonic()
+    if _cache["policy"] is None or now - _cache["at"] > POLICY_CACHE_SECONDS:
+        _cache["policy"] = SlaPolicy.objects.order_by("pk").first() or SlaPolicy()
+        _cache["at"] = now
+    return _cache["policy"]  # type: ignore[no-any-return]
+
+
+def policy_cache_clear() -> None:
+    _cache["policy"] = None
 
 
 def due_at(*, start: dt.datetime, urgency: str | None, policy: SlaPolicy | None = None) -> dt.datetime:
@@ -92,7 +107,8 @@ def _zone(name: str) -> dt.tzinfo:
         raise ApplicationError(f"{name!r} is not a time zone; use a name such as Europe/Berlin") from exc
 
 
-OPEN_STATUSES = ("new", "classifying", "routing", "drafting", "awaiting_review", "needs_human")
+# Still waiting for a first answer (a failed ticket too: a person must answer it).
+OPEN_STATUSES = ("new", "classifying", "routing", "drafting", "awaiting_review", "needs_human", "failed")
 
 
 def policy_update(*, user: Any, values: dict[str, Any]) -> SlaPolicy:
@@ -112,7 +128,7 @@ def policy_update(*, user: Any, values: dict[str, Any]) -> SlaPolicy:
         raise ApplicationError("working days are ISO weekdays, 1 (Monday) to 7 (Sunday)")
     with transaction.atomic():
         policy = SlaPolicy.objects.select_for_update().order_by("pk").first() or SlaPolicy()
-        before = {f: getattr(policy, f) for f in values}
+        before = {f: _plain(getattr(policy, f)) for f in values}
         for field, value in values.items():
             setattr(policy, field, value)
         if policy.business_hours and (not policy.weekdays or policy.day_end <= policy.day_start):
@@ -123,5 +139,12 @@ def policy_update(*, user: Any, values: dict[str, Any]) -> SlaPolicy:
         changes = [Ticket(pk=pk, sla_due_at=due_at(start=created, urgency=urgency or None, policy=policy))
                    for pk, created, urgency in rows.iterator(chunk_size=2000)]
         Ticket.objects.bulk_update(changes, ["sla_due_at"], batch_size=2000)
-        audit(actor=user, action="sla.update", obj=policy, before=before, after=values)
+        audit(actor=user, action="sla.update", obj=policy, before=before,
+              after={f: _plain(v) for f, v in values.items()})
+    policy_cache_clear()  # this transaction reads the new policy at once
+    transaction.on_commit(policy_cache_clear)  # and, after commit, so does every thread here
     return policy
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat(timespec="minutes") if isinstance(value, dt.time) else value

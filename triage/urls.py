@@ -4,12 +4,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from triage import views, views_admin, views_dashboard, views_evals, views_kb_index
+from triage import views, views_admin, views_dashboard, views_evals, views_kb_index, views_queue, views_team
 from triage.api import api
 from triage.intake import views as inbound
 
 urlpatterns = [
-    path("", views.queue, name="queue"),
+    path("", views_queue.queue, name="queue"),
+    path("queue/actions", views_queue.queue_action, name="queue_action"),
     path("tickets/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
     path("tickets/<int:ticket_id>/attachments/<int:attachment_id>", views.attachment_download,
          name="attachment_download"),
@@ -25,6 +26,9 @@ urlpatterns = [
     path("settings/evals/start", views_evals.eval_start, name="settings_eval_start"),
     path("settings/evals/replay", views_evals.replay_start, name="settings_replay_start"),
     path("settings/evals/<int:run_id>", views_evals.eval_detail, name="settings_eval_detail"),
+    path("settings/sla", views_team.sla_page, name="settings_sla"),
+    path("settings/team", views_team.team_page, name="settings_team"),
+    path("settings/team/<int:user_id>", views_team.team_member, name="settings_team_member"),
     path("settings/routing", views_admin.routing_page, name="settings_routing"),
     path("settings/routing/preview", views_admin.routing_preview, name="settings_routing_preview"),
     path("settings/routing/publish", views_admin.routing_publish, name="settings_routing_publish"),

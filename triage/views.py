@@ -9,9 +9,8 @@ from django.views.decorators.http import require_GET, require_POST
 from triage import access, learning, selectors, services, steps
 from triage.access import agent_required, is_agent, user_groups  # noqa: F401  (re-exported)
 from triage.errors import ApplicationError
-from triage.models import AuditEvent, Correction, Lane, MessageAttachment, Sentiment, Ticket, Urgency
+from triage.models import AuditEvent, Correction, MessageAttachment, Sentiment, Ticket, Urgency
 
-QUEUE_PAGE_SIZE = 50
 IN_PROGRESS = {Ticket.Status.NEW, Ticket.Status.CLASSIFYING, Ticket.Status.ROUTING, Ticket.Status.DRAFTING}
 
 
@@ -21,21 +20,6 @@ def _ticket_for_user(request: HttpRequest, ticket_id: int) -> Ticket:
     if ticket is None:
         raise Http404
     return ticket
-
-
-@require_GET
-@agent_required
-def queue(request: HttpRequest) -> HttpResponse:
-    filters = {k: request.GET.get(k) or None for k in ("status", "urgency", "lane", "search")}
-    tickets = list(selectors.ticket_list(**filters)[:QUEUE_PAGE_SIZE])
-    context = {
-        "tickets": tickets, "filters": filters, "statuses": Ticket.Status.choices,
-        "urgencies": Urgency.choices, "lanes": Lane.choices,
-    }
-    template = "triage/queue.html#queue-rows" if request.htmx else "triage/queue.html"
-    response = render(request, template, context)
-    response["Vary"] = "HX-Request"
-    return response
 
 
 @require_GET

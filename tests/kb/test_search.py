@@ -60,3 +60,38 @@ def test_chunking_follows_headings_and_length() -> None:
     assert chunks[0].heading == "Title" and chunks[0].text == "Intro line."
     assert [c.heading for c in chunks[1:]] == ["Steps", "Steps", "Steps"]
     assert all(len(c.text.split()) <= 180 for c in chunks)
+
+
+def test_the_full_text_leg_keeps_a_long_querys_rarest_terms_within_its_row_budget(kb: None, settings) -> None:
+    from django.db import connection
+
+    from kb import selectors
+    from kb.indexing import CHUNK_TABLE
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {CHUNK_TABLE}")
+        selectors._stats_cache.clear()
+        query = "please help me with my order, I forgot my password for the account"
+        everything = selectors.lexical_terms(cursor, text=query, config="english", table=CHUNK_TABLE)
+        settings.KB_LEXICAL_ROW_BUDGET = 1  # smaller than any term's matches: only the floor of rarest terms
+        kept = selectors.lexical_terms(cursor, text=query, config="english", table=CHUNK_TABLE)
+    assert set(everything) >= {"password", "forgot", "order", "account"}
+    assert len(kept) == selectors.MIN_TERMS and set(kept) < set(everything)
+    # What was kept is rarer, by the index's own counts, than anything dropped.
+    counts = {t: Chunk.objects.extra(where=["search @@ to_tsquery('simple', %s)"],
+                                     params=[selectors.or_query([t])]).count() for t in everything}
+    assert max(counts[t] for t in kept) <= min(counts[t] for t in set(everything) - set(kept))
+    # And search still answers through both legs under the default budget.
+    settings.KB_LEXICAL_ROW_BUDGET = 3000
+    [top, *_] = kb_search(query="I forgot my password and can't sign in", k=3)
+    assert top.article_slug == "Account Access/Recover Password"
+
+
+def test_query_terms_with_quotes_and_backslashes_make_a_valid_tsquery() -> None:
+    from django.db import connection
+
+    from kb.selectors import or_query
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::tsquery::text", [or_query(["o'neil", "back\\slash", "plain"])])
+        assert cursor.fetchone()[0] == "'o''neil' | 'back\\\\slash' | 'plain'"

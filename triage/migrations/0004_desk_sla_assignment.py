@@ -6,6 +6,7 @@ import django.contrib.postgres.indexes
 import django.db.models.deletion
 import django.db.models.functions.text
 from django.conf import settings
+import django.utils.timezone
 from django.db import migrations, models
 
 import triage.models
@@ -96,6 +97,11 @@ class Migration(migrations.Migration):
             model_name='ticket',
             name='sla_due_at',
             field=models.DateTimeField(),
+        ),
+        migrations.AlterField(
+            model_name='ticket',
+            name='created_at',
+            field=models.DateTimeField(default=django.utils.timezone.now),
         ),
         migrations.AlterField(
             model_name='reviewaction',

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('triage', '0004_desk_sla_assignment'),
+        ('triage', '0005_ticket_search_vector'),
     ]
 
     operations = [
