@@ -14,7 +14,9 @@ from django.db.models import Avg, Count, Prefetch, Q, QuerySet, Sum
 from triage import routing, whatif
 from triage.llm.tiers import cost_usd
 from triage.models import (
+    AuditEvent,
     Citation,
+    Correction,
     Draft,
     GateResult,
     Message,
@@ -22,6 +24,7 @@ from triage.models import (
     ReviewAction,
     RouteDecision,
     Ticket,
+    TicketNote,
     TriageRun,
 )
 
@@ -56,23 +59,43 @@ def ticket_list(
     return qs
 
 
+def _ticket_detail_qs() -> QuerySet[Ticket]:
+    return Ticket.objects.select_related("intent").prefetch_related(
+        Prefetch("triage_runs", queryset=TriageRun.objects.select_related("intent")),
+        Prefetch("route_decisions", queryset=RouteDecision.objects.select_related("contract")),
+        Prefetch("gate_results", queryset=GateResult.objects.all()),
+        Prefetch("drafts", queryset=Draft.objects.select_related("requested_by").prefetch_related(
+            Prefetch("citations", queryset=Citation.objects.all()))),
+        Prefetch("model_calls", queryset=ModelCall.objects.all()),
+        Prefetch("reviews", queryset=ReviewAction.objects.select_related("user")),
+        "outbound_emails",
+        Prefetch("messages", queryset=Message.objects.prefetch_related("attachments")),
+    )
+
+
 def ticket_detail(*, ticket_id: int) -> Ticket | None:
+    """A ticket with its classification, route, drafts, calls, reviews and thread, in a fixed number of queries."""
+    return _ticket_detail_qs().filter(pk=ticket_id).first()
+
+
+def ticket_page(*, ticket_id: int) -> Ticket | None:
+    """`ticket_detail` and what only agents see (corrections, notes), in a fixed number of queries however
+    long the ticket's history."""
     return (
-        Ticket.objects.select_related("intent")
+        _ticket_detail_qs()
         .prefetch_related(
-            Prefetch("triage_runs", queryset=TriageRun.objects.select_related("intent")),
-            Prefetch("route_decisions", queryset=RouteDecision.objects.select_related("contract")),
-            Prefetch("gate_results", queryset=GateResult.objects.all()),
-            Prefetch("drafts", queryset=Draft.objects.prefetch_related(
-                Prefetch("citations", queryset=Citation.objects.all()))),
-            Prefetch("model_calls", queryset=ModelCall.objects.all()),
-            "reviews__user",
-            "outbound_emails",
-            Prefetch("messages", queryset=Message.objects.prefetch_related("attachments")),
+            Prefetch("corrections", queryset=Correction.objects.select_related("user")),
+            Prefetch("notes", queryset=TicketNote.objects.select_related("user")),
         )
         .filter(pk=ticket_id)
         .first()
     )
+
+
+def ticket_audit_trail(*, ticket_id: int) -> list[AuditEvent]:
+    """Everything done to the ticket, oldest first: agents' changes and the pipeline's drafts."""
+    return list(AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket_id))
+                .select_related("actor").order_by("created_at", "id"))
 
 
 # --- The admin's what-if ------------------------------------------------------------------------
