@@ -80,7 +80,7 @@ def test_an_agent_corrects_the_intent_in_place_and_the_correction_is_recorded(
     page.get_by_text("Corrected intent.").wait_for()
 
     assert page.get_by_test_id("intent").inner_text() == "registration_problems"
-    assert "intent from recover_password to registration_problems by alice" in \
+    assert "intent corrected from recover_password to registration_problems by alice" in \
         page.get_by_test_id("corrections").inner_text()
     # Only the classification card changed: the unsaved draft text is still in the editor.
     assert same_document(page) and editor.input_value().endswith("P.S. Unsaved words.")
@@ -206,6 +206,8 @@ def test_a_second_agent_approving_after_the_first_is_told_and_keeps_their_text(
     assert "alice approved the draft since you opened this ticket" in alert.inner_text()
     assert editor.input_value() == bobs_text  # never lost
     assert second_page.get_by_test_id("unsaved-copy").input_value() == bobs_text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    second_page.screenshot(path=str(ARTIFACTS / "ticket-conflict.png"))
     # Nothing of bob's was saved.
     assert list(ReviewAction.objects.filter(ticket=drafted).values_list("user__username", flat=True)) == ["alice"]
     assert OutboundEmail.objects.filter(ticket=drafted).count() == 1

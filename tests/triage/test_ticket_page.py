@@ -117,7 +117,7 @@ def test_an_inline_correction_answers_with_the_classification_card_and_the_new_r
     assert html.startswith("\n  <section class=\"card\" id=\"classification-card\"") or \
         html.lstrip().startswith('<section class="card" id="classification-card"')
     assert 'id="draft-card"' not in html  # the draft editor is not replaced: the agent's text stays
-    assert "Corrected intent." in html and "intent from <code>track_order</code> to <code>get_refund</code>" in html
+    assert "Corrected intent." in html and "intent corrected from <code>track_order</code> to <code>get_refund</code>" in html
     # Every other form on the page learns the new revision out of band.
     assert (f'<input type="hidden" name="expected_revision" value="{ticket.revision + 1}" '
             'hx-swap-oob="outerHTML:#ticket-body input[name=expected_revision]">') in html
