@@ -116,6 +116,27 @@ def ticket_correct(*, ticket: Ticket, user: AbstractBaseUser, field: str, value:
     return correction
 
 
+@transaction.atomic
+def ticket_classification_correct(*, ticket_id: int, user: AbstractBaseUser, values: dict[str, str],
+                                  expected_revision: int | None) -> list[Correction]:
+    """An agent's corrections from one form (any of intent, urgency, sentiment), applied together or not at all.
+
+    Refused with 409 when the ticket changed since the form was rendered. Only a real change bumps the
+    revision (in `ticket_correct`), so saving the form unchanged does not make other agents' forms stale.
+    """
+    from triage.services import ticket_lock_for_change
+
+    ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision, bump=False)
+    changed = []
+    for field in Correction.Field.values:
+        value = values.get(field)
+        if value:
+            correction = ticket_correct(ticket=ticket, user=user, field=field, value=value)
+            if correction is not None:
+                changed.append(correction)
+    return changed
+
+
 # --- Training -----------------------------------------------------------------------------------
 
 def data_fingerprint() -> str:

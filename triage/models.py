@@ -593,7 +593,8 @@ class ReviewAction(models.Model):
     diff = models.TextField(blank=True)
     # Characters changed between the draft and what was sent (Levenshtein), for "how much did agents edit".
     edit_distance = models.PositiveIntegerField(null=True, blank=True)
-    reason = models.CharField(max_length=500, blank=True)
+    # Why a draft was rejected or escalated, or the instruction a regenerated draft was written to (≤ 1,000).
+    reason = models.CharField(max_length=1000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

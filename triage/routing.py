@@ -37,6 +37,9 @@ class Reason:
     BUDGET_HUMAN = "budget_cap_human_only"
     BUDGET_STOP = "budget_cap_stop"
     FALLBACK_HUMAN = "contract_fallback_human"
+    # An agent's request, so dashboards can count them apart from the rules' own decisions.
+    MANUAL_ESCALATION = "manual_escalation"
+    AGENT_REGENERATE = "agent_regenerate"
 
 
 # NamedTuples rather than dataclasses: the what-if builds tens of thousands of these per preview.
@@ -141,6 +144,24 @@ def route(
     if not contract.drafts_allowed:
         return Decision("human", (*reasons, Reason.DRAFTS_NOT_ALLOWED), review, drafts_allowed=False)
     return _apply_availability(lane, reasons, review, contract, switches, budget, unavailable)
+
+
+def redraft(
+    lane: str,
+    reason: str,
+    contract: Contract,
+    switches: Switches,
+    budget: Budget = NO_BUDGET,
+    unavailable: frozenset[str] = frozenset(),
+) -> Decision:
+    """An agent asks for a new draft: regenerated on the tier that wrote the last one, or escalated by hand to
+    large. The admin's switches, budget caps and open circuit breakers still have the last word."""
+    review = lane == "large" or contract.risk == "high" or reason == Reason.MANUAL_ESCALATION
+    if switches.drafts_off:
+        return Decision("human", (reason, Reason.DRAFTS_OFF), review, drafts_allowed=False)
+    if not contract.drafts_allowed:
+        return Decision("human", (reason, Reason.DRAFTS_NOT_ALLOWED), review, drafts_allowed=False)
+    return _apply_availability(lane, [reason], review, contract, switches, budget, unavailable)
 
 
 def _apply_availability(

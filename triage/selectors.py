@@ -18,7 +18,9 @@ from triage import access, routing, sla, whatif
 from triage.errors import ApplicationError
 from triage.llm.tiers import cost_usd
 from triage.models import (
+    AuditEvent,
     Citation,
+    Correction,
     Draft,
     Engine,
     GateResult,
@@ -28,6 +30,7 @@ from triage.models import (
     ReviewAction,
     RouteDecision,
     Ticket,
+    TicketNote,
     TriageRun,
     Urgency,
 )
@@ -214,23 +217,43 @@ def queue_agents() -> list[Any]:
                 .distinct().order_by("username").only("pk", "username", "first_name", "last_name"))
 
 
+def _ticket_detail_qs() -> QuerySet[Ticket]:
+    return Ticket.objects.select_related("intent").prefetch_related(
+        Prefetch("triage_runs", queryset=TriageRun.objects.select_related("intent")),
+        Prefetch("route_decisions", queryset=RouteDecision.objects.select_related("contract")),
+        Prefetch("gate_results", queryset=GateResult.objects.all()),
+        Prefetch("drafts", queryset=Draft.objects.select_related("requested_by").prefetch_related(
+            Prefetch("citations", queryset=Citation.objects.all()))),
+        Prefetch("model_calls", queryset=ModelCall.objects.all()),
+        Prefetch("reviews", queryset=ReviewAction.objects.select_related("user")),
+        "outbound_emails",
+        Prefetch("messages", queryset=Message.objects.prefetch_related("attachments")),
+    )
+
+
 def ticket_detail(*, ticket_id: int) -> Ticket | None:
+    """A ticket with its classification, route, drafts, calls, reviews and thread, in a fixed number of queries."""
+    return _ticket_detail_qs().filter(pk=ticket_id).first()
+
+
+def ticket_page(*, ticket_id: int) -> Ticket | None:
+    """`ticket_detail` and what only agents see (corrections, notes), in a fixed number of queries however
+    long the ticket's history."""
     return (
-        Ticket.objects.select_related("intent")
+        _ticket_detail_qs()
         .prefetch_related(
-            Prefetch("triage_runs", queryset=TriageRun.objects.select_related("intent")),
-            Prefetch("route_decisions", queryset=RouteDecision.objects.select_related("contract")),
-            Prefetch("gate_results", queryset=GateResult.objects.all()),
-            Prefetch("drafts", queryset=Draft.objects.prefetch_related(
-                Prefetch("citations", queryset=Citation.objects.all()))),
-            Prefetch("model_calls", queryset=ModelCall.objects.all()),
-            "reviews__user",
-            "outbound_emails",
-            Prefetch("messages", queryset=Message.objects.prefetch_related("attachments")),
+            Prefetch("corrections", queryset=Correction.objects.select_related("user")),
+            Prefetch("notes", queryset=TicketNote.objects.select_related("user")),
         )
         .filter(pk=ticket_id)
         .first()
     )
+
+
+def ticket_audit_trail(*, ticket_id: int) -> list[AuditEvent]:
+    """Everything done to the ticket, oldest first: agents' changes and the pipeline's drafts."""
+    return list(AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket_id))
+                .select_related("actor").order_by("created_at", "id"))
 
 
 # --- The admin's what-if ------------------------------------------------------------------------

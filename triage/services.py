@@ -206,26 +206,54 @@ def local_model_active() -> LocalIntentModel | None:
 
 # --- Agents' changes to a ticket ----------------------------------------------------------------
 
-def ticket_lock_for_change(*, ticket_id: int, expected_revision: int | None) -> Ticket:
+# How the ticket's audit trail names a change, for the message an agent gets when their form is stale.
+CHANGE_WORDS = {
+    "draft.approve": "approved the draft",
+    "draft.edit_approve": "edited and approved the draft",
+    "draft.reject": "rejected the draft",
+    "draft.regenerate": "asked for a new draft",
+    "draft.create": "wrote a new draft",
+    "ticket.escalate": "escalated the ticket to the large tier",
+    "ticket.to_human": "sent the ticket to the human queue",
+    "ticket.assign": "reassigned the ticket",
+    "ticket.correct.intent": "corrected the intent",
+    "ticket.correct.urgency": "corrected the urgency",
+    "ticket.correct.sentiment": "corrected the sentiment",
+}
+
+
+def _last_change(ticket_id: int) -> tuple[str, str]:
+    """Who made the ticket's latest recorded change, and what it was, in words."""
+    last = (AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket_id))
+            .exclude(action="ticket.note").select_related("actor").order_by("-created_at", "-id").first())
+    if last is None:
+        return "", "changed it"
+    who = last.actor.get_username() if last.actor is not None else "the pipeline"
+    return who, CHANGE_WORDS.get(last.action, "changed it")
+
+
+def ticket_lock_for_change(*, ticket_id: int, expected_revision: int | None, bump: bool = True) -> Ticket:
     """Lock the ticket for an agent's change and bump its revision.
 
     A form carries the revision it was rendered at; if another agent (or the pipeline, with a new draft)
     changed the ticket since, the change is refused with 409 rather than silently overwriting theirs.
+    `bump=False` checks without bumping, for an addition (a note) that changes nothing an agent has open.
     Call inside a transaction.
     """
     ticket = Ticket.objects.select_for_update().filter(pk=ticket_id).first()
     if ticket is None:
         raise ApplicationError("no such ticket", status=404)
     if expected_revision is not None and expected_revision != ticket.revision:
-        last = (AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket_id))
-                .select_related("actor").order_by("-created_at", "-id").first())
-        who = f" by {last.actor.get_username()}" if last is not None and last.actor is not None else ""
+        who, what = _last_change(ticket_id)
+        someone = who or "Someone"
         raise ApplicationError(
-            f"this ticket was changed{who} since you opened it; nothing was saved. Reload to see the change, "
-            "then try again", status=409, extra={"revision": ticket.revision},
+            f"{someone} {what} since you opened this ticket, so nothing of yours was saved. Reload the ticket "
+            "to see their change, then try again.",
+            status=409, extra={"revision": ticket.revision, "changed_by": who},
         )
-    Ticket.objects.filter(pk=ticket_id).update(revision=F("revision") + 1, updated_at=timezone.now())
-    ticket.revision += 1
+    if bump:
+        Ticket.objects.filter(pk=ticket_id).update(revision=F("revision") + 1, updated_at=timezone.now())
+        ticket.revision += 1
     return ticket
 
 
@@ -340,6 +368,8 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
         )
         draft.status = Draft.Status.APPROVED
         draft.save(update_fields=["status"])
+        audit(actor=user, action=f"draft.{review.action}", obj=draft.ticket, before={"draft": draft.pk},
+              after={"draft": "approved", "edit_distance": review.edit_distance})
         now = timezone.now()
         Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.APPROVED, updated_at=now)
         Ticket.objects.filter(pk=ticket_id, first_response_at__isnull=True).update(first_response_at=now)
@@ -373,8 +403,101 @@ def draft_reject(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, reaso
         )
         draft.status = Draft.Status.REJECTED
         draft.save(update_fields=["status"])
+        audit(actor=user, action="draft.reject", obj=draft.ticket, before={"draft": draft.pk},
+              after={"draft": "rejected", "reason": review.reason})
         # The customer still needs an answer: the ticket goes to the human queue.
         Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.NEEDS_HUMAN, updated_at=timezone.now())
+        return review
+
+
+INSTRUCTION_MAX_CHARS = 1000
+
+
+def _request_text(value: str, *, what: str, empty: str) -> str:
+    text = " ".join((value or "").split())
+    if not text:
+        raise ApplicationError(empty)
+    if len(text) > INSTRUCTION_MAX_CHARS:
+        raise ApplicationError(f"{what} holds at most {INSTRUCTION_MAX_CHARS:,} characters; this one has {len(text):,}")
+    return text
+
+
+def draft_regenerate(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, instruction: str,
+                     expected_revision: int | None) -> ReviewAction:
+    """Replace a pending draft with a new one from the same tier, written to the agent's instruction.
+
+    The new draft is written by the worker (steps.ticket_draft answers the recorded request), so the request
+    returns at once and the ticket shows `drafting` until the draft arrives.
+    """
+    text = _request_text(instruction, what="an instruction", empty="say what the new draft should do differently")
+    with transaction.atomic():
+        ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
+        draft = Draft.objects.select_for_update().filter(pk=draft_id, ticket_id=ticket_id).first()
+        if draft is None:
+            raise ApplicationError("no such draft on this ticket", status=404)
+        if draft.status != Draft.Status.PENDING:
+            raise ApplicationError(f"this draft was already {draft.status}", status=409)
+        review = ReviewAction.objects.create(
+            ticket_id=ticket_id, draft=draft, user=user, action=ReviewAction.Action.REGENERATE,
+            drafted_text=draft.body, reason=text,
+        )
+        draft.status = Draft.Status.SUPERSEDED
+        draft.save(update_fields=["status"])
+        audit(actor=user, action="draft.regenerate", obj=ticket, before={"draft": draft.pk, "tier": draft.tier},
+              after={"instruction": text})
+        Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.DRAFTING, updated_at=timezone.now())
+        enqueue("draft_ticket", ticket_id)
+        return review
+
+
+ESCALATABLE = (Ticket.Status.AWAITING_REVIEW, Ticket.Status.NEEDS_HUMAN)
+
+
+def escalation_refusal(*, status: str, classified: bool, pending_draft_tier: str | None) -> str | None:
+    """Why the ticket cannot be escalated by hand now, or None if it can (the page hides the form then)."""
+    if status not in ESCALATABLE:
+        return f"a ticket that is {Ticket.Status(status).label.lower()} cannot be escalated"
+    if not classified:
+        return "no tier classified this ticket, so the large tier has nothing to draft from; answer it by hand"
+    if pending_draft_tier == "large":
+        return "the large tier wrote this draft; regenerate it with an instruction instead"
+    return None
+
+
+def escalation_allowed(*, ticket: Ticket, runs: list[Any], draft: Draft | None) -> bool:
+    pending = draft.tier if draft is not None and draft.status == Draft.Status.PENDING else None
+    return escalation_refusal(status=ticket.status, classified=bool(runs), pending_draft_tier=pending) is None
+
+
+def ticket_escalate(*, ticket_id: int, user: AbstractBaseUser, reason: str,
+                    expected_revision: int | None) -> ReviewAction:
+    """Send the ticket to the large tier by hand: its pending draft (if any) is superseded and large drafts anew.
+
+    The route decision (reason `manual_escalation`) is made by the worker with the draft, under the switches
+    and caps in force then: with large switched off, the ticket stays with a person.
+    """
+    text = _request_text(reason, what="a reason", empty="say why this ticket needs the large tier")
+    with transaction.atomic():
+        ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
+        draft = Draft.objects.select_for_update().filter(ticket_id=ticket_id, status=Draft.Status.PENDING).first()
+        refusal = escalation_refusal(status=ticket.status, classified=ticket.triage_runs.exists(),
+                                     pending_draft_tier=draft.tier if draft is not None else None)
+        if refusal is not None:
+            raise ApplicationError(refusal, status=409)
+        review = ReviewAction.objects.create(
+            ticket_id=ticket_id, draft=draft, user=user, action=ReviewAction.Action.ESCALATE,
+            drafted_text=draft.body if draft is not None else "", reason=text,
+        )
+        if draft is not None:
+            draft.status = Draft.Status.SUPERSEDED
+            draft.save(update_fields=["status"])
+        audit(actor=user, action="ticket.escalate", obj=ticket, before={"lane": ticket.lane},
+              after={"lane": "large", "reason": text})
+        Ticket.objects.filter(pk=ticket_id).update(
+            status=Ticket.Status.DRAFTING, lane="large", high_risk=True, human_review_required=True,
+            updated_at=timezone.now(),
+        )
+        enqueue("draft_ticket", ticket_id)
         return review
 
 
@@ -426,14 +549,19 @@ def outbound_send(*, outbound_id: int) -> bool:
 NOTE_MAX_CHARS = 10_000
 
 
-def ticket_note_add(*, ticket: Ticket, user: Any, body: str) -> TicketNote:
-    """An internal note: kept on the ticket for agents, never sent to the customer or a model."""
+def ticket_note_add(*, ticket: Ticket, user: Any, body: str, expected_revision: int | None = None) -> TicketNote:
+    """An internal note: kept on the ticket for agents, never sent to the customer or a model.
+
+    A note written against an outdated view (the draft it discusses was replaced) is refused like any other
+    stale form; being an addition, it does not itself make other agents' forms stale.
+    """
     text = (body or "").strip()
     if not text:
         raise ApplicationError("write something in the note")
     if len(text) > NOTE_MAX_CHARS:
         raise ApplicationError(f"a note holds at most {NOTE_MAX_CHARS:,} characters; this one has {len(text):,}")
     with transaction.atomic():
+        ticket_lock_for_change(ticket_id=ticket.pk, expected_revision=expected_revision, bump=False)
         note = TicketNote.objects.create(ticket=ticket, user=user, body=text)
         audit(actor=user, action="ticket.note", obj=ticket, before=None, after={"note_id": note.pk})
     return note

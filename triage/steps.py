@@ -20,7 +20,7 @@ from django.utils import timezone
 from kb.selectors import kb_search
 from triage import controls, policy, routing, sla
 from triage.learning import intent_other
-from triage.llm import breaker, tiers
+from triage.llm import breaker, local, tiers
 from triage.models import (
     Citation,
     Customer,
@@ -28,6 +28,7 @@ from triage.models import (
     GateResult,
     Intent,
     ModelCall,
+    ReviewAction,
     RouteDecision,
     ShadowConfig,
     ShadowResult,
@@ -131,10 +132,18 @@ def ticket_classify(*, ticket_id: int) -> None:
 
 # --- Route --------------------------------------------------------------------------------------
 
-def _retrieve(ticket: Ticket) -> list[dict[str, Any]]:
+def _retrieve(ticket: Ticket, *, instruction: str = "") -> list[dict[str, Any]]:
     from triage.intake.ingest import thread_text
 
-    found = kb_search(query=f"{ticket.subject}\n{thread_text(ticket)}", language=ticket.language or None)
+    language = ticket.language or None
+    found = kb_search(query=f"{ticket.subject}\n{thread_text(ticket)}", language=language)
+    topic = local.instruction_topic(instruction)
+    if topic:
+        # An agent who asks for a new draft names what it needs ("explain how to recover the username"): the
+        # best passages for their words come first, then the ticket's own, so neither crowds the other out.
+        steered = kb_search(query=topic, language=language)
+        merged = {p.chunk_id: p for p in [*steered[:2], *found, *steered[2:]]}
+        found = list(merged.values())[:settings.KB_TOP_K]
     return [
         {"chunk_id": p.chunk_id, "article_id": p.article_id, "article_slug": p.article_slug,
          "article_title": p.article_title, "article_version": p.article_version, "text": p.text,
@@ -168,6 +177,23 @@ def decide(ticket: Ticket, run: TriageRun | None, retrieved: list[dict[str, Any]
     return contract_row, decision
 
 
+def _route_decision(ticket: Ticket, run: TriageRun | None, decision: routing.Decision, contract_row: Any,
+                    switches: routing.Switches, retrieved: list[dict[str, Any]]) -> RouteDecision:
+    return RouteDecision(
+        ticket=ticket, triage_run=run, lane=decision.lane, reasons=list(decision.reasons),
+        contract=contract_row, switches_version=switches.version,
+        human_review_required=decision.human_review_required, drafts_allowed=decision.drafts_allowed,
+        retrieved=retrieved, top_similarity=max((r["similarity"] for r in retrieved), default=None),
+        thresholds={
+            "quality_bar": contract_row.quality_bar if contract_row else routing.Contract(None).quality_bar,
+            "escalate_urgency": contract_row.escalate_urgency if contract_row else "urgent",
+            "risk": contract_row.risk if contract_row else "low",
+            "weak_retrieval_below": switches.weak_retrieval_below,
+            "engine_override": decision.engine_override,
+        },
+    )
+
+
 def ticket_route(*, ticket_id: int) -> None:
     from triage.services import enqueue
 
@@ -182,19 +208,7 @@ def ticket_route(*, ticket_id: int) -> None:
         locked = Ticket.objects.select_for_update().get(pk=ticket_id)
         if locked.status != Ticket.Status.ROUTING:
             return
-        RouteDecision.objects.create(
-            ticket=locked, triage_run=run, lane=decision.lane, reasons=list(decision.reasons),
-            contract=contract_row, switches_version=switches.version,
-            human_review_required=decision.human_review_required, drafts_allowed=decision.drafts_allowed,
-            retrieved=retrieved, top_similarity=max((r["similarity"] for r in retrieved), default=None),
-            thresholds={
-                "quality_bar": contract_row.quality_bar if contract_row else routing.Contract(None).quality_bar,
-                "escalate_urgency": contract_row.escalate_urgency if contract_row else "urgent",
-                "risk": contract_row.risk if contract_row else "low",
-                "weak_retrieval_below": switches.weak_retrieval_below,
-                "engine_override": decision.engine_override,
-            },
-        )
+        _route_decision(locked, run, decision, contract_row, switches, retrieved).save()
         locked.lane = decision.lane
         locked.human_review_required = decision.human_review_required
         locked.high_risk = decision.lane != "mini"
@@ -243,26 +257,73 @@ def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction) -> tuple[str
     return body, policy.check_draft(body, controls.gate_rules(), redaction=redaction, allowed=own)
 
 
-def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
+REDRAFT_ACTIONS = (ReviewAction.Action.REGENERATE, ReviewAction.Action.ESCALATE)
+
+
+def redraft_request(ticket: Ticket, decision: RouteDecision | None) -> ReviewAction | None:
+    """An agent's request for a new draft (regenerate, or escalate by hand) that no route decision answers yet.
+
+    The request is the task's work order: the ticket waits in `drafting` until it is answered, so a lost task
+    is found by the stalled-work sweeper like any other drafting ticket.
+    """
+    request = (ReviewAction.objects.filter(ticket=ticket, action__in=REDRAFT_ACTIONS)
+               .select_related("user", "draft").order_by("-created_at", "-id").first())
+    if request is None or (decision is not None and decision.created_at >= request.created_at):
+        return None
+    return request
+
+
+def _redraft_decision(ticket: Ticket, previous: RouteDecision | None, request: ReviewAction) -> RouteDecision:
+    """The route for an agent's new draft: the tier that wrote the last one, or large when escalated by hand."""
+    run = previous.triage_run if previous is not None else ticket.triage_runs.select_related("intent").first()
+    contract_row, contract = controls.contract_for(intent=run.intent if run else None, ticket_id=ticket.pk)
+    switches = controls.switches_current()
+    if request.action == ReviewAction.Action.ESCALATE:
+        lane, reason = "large", routing.Reason.MANUAL_ESCALATION
+        # The large tier answers from what the route retrieved for the ticket; the agent's reason travels
+        # with the draft as its instruction.
+        retrieved = previous.retrieved if previous is not None else _retrieve(ticket)
+    else:
+        lane = request.draft.tier if request.draft is not None else (previous.lane if previous else "mini")
+        reason = routing.Reason.AGENT_REGENERATE
+        retrieved = _retrieve(ticket, instruction=request.reason)
+    if run is None:
+        decision = routing.Decision("human", (reason, routing.Reason.CLASSIFICATION_FAILED), True,
+                                    drafts_allowed=False)
+    else:
+        decision = routing.redraft(
+            lane, reason, contract, switches,
+            controls.budget_state(intent=run.intent, contract_row=contract_row), breaker.open_tiers(),
+        )
+    return _route_decision(ticket, run, decision, contract_row, switches, retrieved)
+
+
+def ticket_draft(*, ticket_id: int) -> None:
     from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status != Ticket.Status.DRAFTING:
         return
     decision = ticket.route_decisions.select_related("triage_run__intent", "contract").first()
-    if decision is None or decision.triage_run is None or Draft.objects.filter(route_decision=decision).exists():
+    request = redraft_request(ticket, decision)
+    if request is not None:
+        decision = _redraft_decision(ticket, decision, request)  # saved with the draft, below
+    elif decision is None or decision.triage_run is None or Draft.objects.filter(route_decision=decision).exists():
         return
+    instruction = request.reason if request is not None else ""
     run = decision.triage_run
     text, redaction = ticket_text(ticket)
     passages = _passages(decision.retrieved)
-    classification = routing.Classification(
-        intent=run.intent.name if run.intent else "", urgency=run.urgency, sentiment=run.sentiment,
-        language=run.language, confidence=run.confidence, summary=run.summary,
-    )
-    _row, contract = controls.contract_for(intent=run.intent, ticket_id=ticket_id)
-    switches = controls.switches_current()
-    plan = _draft_plan(decision, contract, switches, breaker.open_tiers())
+    _row, contract = controls.contract_for(intent=run.intent if run else None, ticket_id=ticket_id)
     prompt = controls.prompt_for(prompt_id="draft", ticket_id=ticket_id)
+    plan: list[tiers.Step] = []
+    classification = routing.Classification("", "", "", "", 0.0, "")
+    if run is not None and decision.lane != "human" and decision.drafts_allowed:
+        classification = routing.Classification(
+            intent=run.intent.name if run.intent else "", urgency=run.urgency, sentiment=run.sentiment,
+            language=run.language, confidence=run.confidence, summary=run.summary,
+        )
+        plan = _draft_plan(decision, contract, controls.switches_current(), breaker.open_tiers())
 
     calls: list[tiers.CallRecord] = []
     gate_log: list[tuple[str, list[policy.GateResult]]] = []
@@ -291,7 +352,16 @@ def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
     with transaction.atomic():
         _store_calls(ticket_id, calls)
         locked = Ticket.objects.select_for_update().get(pk=ticket_id)
-        if locked.status != Ticket.Status.DRAFTING or Draft.objects.filter(route_decision=decision).exists():
+        if locked.status != Ticket.Status.DRAFTING:
+            return
+        if request is not None:
+            # Another delivery of this task may have answered the request while this one was drafting.
+            latest = RouteDecision.objects.filter(ticket=locked).order_by("-created_at", "-id").first()
+            if redraft_request(locked, latest) != request:
+                return
+            decision.save()
+            locked.lane = decision.lane
+        elif Draft.objects.filter(route_decision=decision).exists():
             return
         shown = chosen or last_produced
         draft = None
@@ -305,14 +375,17 @@ def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
                 reasons.append("failed policy gates: " + ", ".join(r.rule for r in failed))
             if attempt.tier == "large" and attempt.engine == "local":
                 reasons.append("escalated ticket drafted offline by the local engine: no large model reviewed it")
-            elapsed = (timezone.now() - locked.created_at).total_seconds()
+            # A first draft is timed from intake; a requested one from the agent's request.
+            since = request.created_at if request is not None else locked.created_at
+            elapsed = (timezone.now() - since).total_seconds()
             if elapsed > contract.latency_budget_s:
                 reasons.append(f"drafted in {elapsed:.0f}s, over the {contract.latency_budget_s}s latency budget")
             draft = Draft.objects.create(
                 ticket=locked, route_decision=decision, tier=attempt.tier, engine=attempt.engine,
                 model=attempt.model, body=body, grounded=attempt.grounded, gates_passed=not failed,
-                needs_review_reason="; ".join(reasons), attempts=history, seconds_to_draft=round(elapsed, 3),
-                latency_budget_s=contract.latency_budget_s,
+                needs_review_reason="; ".join(reasons)[:300], attempts=history,
+                seconds_to_draft=round(elapsed, 3), latency_budget_s=contract.latency_budget_s,
+                instruction=instruction[:1000], requested_by=request.user if request is not None else None,
             )
             by_marker = _usable(decision.retrieved)
             Citation.objects.bulk_create(
@@ -332,8 +405,12 @@ def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
         if draft is not None:
             for config in controls.shadow_configs_for(step="draft", ticket_id=ticket_id):
                 enqueue("shadow_ticket", ticket_id, config.pk)
-        if draft is not None:
             locked.engine = draft.engine
+            controls.audit(actor=None, action="draft.create", obj=locked, before=None,
+                           after={"draft": draft.pk, "tier": draft.tier, "engine": draft.engine})
+        else:
+            controls.audit(actor=None, action="ticket.to_human", obj=locked, before=None,
+                           after={"lane": decision.lane, "reasons": list(decision.reasons)})
         locked.revision += 1  # a draft an agent may have open has changed
         if chosen is not None:
             locked.status = Ticket.Status.AWAITING_REVIEW
@@ -342,6 +419,8 @@ def ticket_draft(*, ticket_id: int, instruction: str = "") -> None:
             locked.status = Ticket.Status.NEEDS_HUMAN
             locked.high_risk = True
             locked.human_review_required = True
+        if request is not None and decision.lane == "large":
+            locked.high_risk = True
         locked.save()
 
 

@@ -1,51 +1,102 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from triage import access, learning, selectors, services, steps
 from triage.access import agent_required, is_agent, user_groups  # noqa: F401  (re-exported)
 from triage.errors import ApplicationError
-from triage.models import AuditEvent, Correction, MessageAttachment, Sentiment, Ticket, Urgency
+from triage.models import Correction, MessageAttachment, Sentiment, Ticket, Urgency
 
 IN_PROGRESS = {Ticket.Status.NEW, Ticket.Status.CLASSIFYING, Ticket.Status.ROUTING, Ticket.Status.DRAFTING}
 
 
-def _ticket_for_user(request: HttpRequest, ticket_id: int) -> Ticket:
+# --- The ticket page -----------------------------------------------------------------------------
+# A plain form post is answered with a redirect and a flash message; an htmx post with the part of the page
+# it changed (the server picks which), so an agent's unsaved text elsewhere on the page is never replaced.
+# A refusal (a stale revision, an empty reason) goes into the alert above the ticket and touches nothing else.
+
+TICKET = "triage/ticket.html"
+
+
+def _ticket_context(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
     access.ticket_for_user(request.user, ticket_id)
-    ticket = selectors.ticket_detail(ticket_id=ticket_id)
+    ticket = selectors.ticket_page(ticket_id=ticket_id)
     if ticket is None:
         raise Http404
-    return ticket
-
-
-@require_GET
-@agent_required
-def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
-    ticket = _ticket_for_user(request, ticket_id)
-    context = {
+    drafts = list(ticket.drafts.all())
+    draft = drafts[0] if drafts else None
+    decisions = list(ticket.route_decisions.all())
+    runs = list(ticket.triage_runs.all())
+    return {
         "ticket": ticket,
-        "run": next(iter(ticket.triage_runs.all()), None),
-        "decision": next(iter(ticket.route_decisions.all()), None),
-        "draft": next(iter(ticket.drafts.all()), None),
+        "run": runs[0] if runs else None,
+        "decision": decisions[0] if decisions else None,
+        "decisions": decisions,
+        "draft": draft,
+        "can_escalate": services.escalation_allowed(ticket=ticket, runs=runs, draft=draft),
         "calls": list(ticket.model_calls.all()),
         "gate_results": list(ticket.gate_results.all()),
         "reviews": list(ticket.reviews.all()),
         "outbound": list(ticket.outbound_emails.all()),
         "thread": list(ticket.messages.all()),
         "in_progress": ticket.status in IN_PROGRESS,
-        "corrections": list(ticket.corrections.select_related("user")),
-        "notes": list(ticket.notes.select_related("user")),
-        "audit_trail": list(AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket.pk))
-                            .select_related("actor").order_by("created_at", "id")),
+        "corrections": list(ticket.corrections.all()),
+        "notes": list(ticket.notes.all()),
+        "audit_trail": selectors.ticket_audit_trail(ticket_id=ticket.pk),
         "intent_names": [i.name for i in steps.taxonomy()],
         "urgencies": Urgency.choices,
         "sentiments": Sentiment.choices,
     }
-    template = "triage/ticket.html#ticket-body" if request.htmx else "triage/ticket.html"
+
+
+def _expected_revision(request: HttpRequest) -> int | None:
+    raw = request.POST.get("expected_revision", "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApplicationError("the form is damaged (its revision is not a number); reload the ticket") from None
+
+
+def _done(request: HttpRequest, ticket_id: int, notice: str, *, partial: str = "ticket-body",
+          also: tuple[str, ...] = ()) -> HttpResponse:
+    """Success: for htmx the changed part of the page (and `also`, out of band); else back to the page."""
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect("ticket_detail", ticket_id=ticket_id)
+    context = {**_ticket_context(request, ticket_id), "notice": notice, "notice_in": partial, "oob": False}
+    html = render_to_string(f"{TICKET}#{partial}", context, request)
+    oob = {**context, "oob": True, "notice": ""}
+    html += "".join(render_to_string(f"{TICKET}#{name}", oob, request) for name in (*also, "alert-clear"))
+    return HttpResponse(html)
+
+
+def _refused(request: HttpRequest, ticket_id: int, exc: ApplicationError) -> HttpResponse:
+    """A refusal: for htmx the alert above the ticket (with a copy of the agent's text), else a flash message."""
+    if not request.htmx:
+        messages.error(request, exc.message)
+        return redirect("ticket_detail", ticket_id=ticket_id)
+    unsaved = next((request.POST[f] for f in ("body", "instruction", "reason") if request.POST.get(f)), "")
+    context = {"ticket_id": ticket_id, "message": exc.message, "conflict": exc.status == 409, "unsaved": unsaved}
+    response = render(request, f"{TICKET}#ticket-alert", context, status=exc.status)
+    response["HX-Retarget"] = "#ticket-alert"
+    response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+@require_GET
+@agent_required
+def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    context = _ticket_context(request, ticket_id)
+    template = f"{TICKET}#ticket-body" if request.htmx else TICKET
     response = render(request, template, context)
     response["Vary"] = "HX-Request"
     return response
@@ -54,62 +105,80 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
 @require_POST
 @agent_required
 def draft_approve(request: HttpRequest, ticket_id: int, draft_id: int) -> HttpResponse:
-    _ticket_for_user(request, ticket_id)
+    access.ticket_for_user(request.user, ticket_id)
     try:
-        services.draft_approve(
-            ticket_id=ticket_id, draft_id=draft_id, user=request.user, final_text=request.POST.get("body"),
-        )
+        services.draft_approve(ticket_id=ticket_id, draft_id=draft_id, user=request.user,
+                               final_text=request.POST.get("body"), expected_revision=_expected_revision(request))
     except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Reply approved and queued for sending.")
-    return redirect("ticket_detail", ticket_id=ticket_id)
+        return _refused(request, ticket_id, exc)
+    return _done(request, ticket_id, "Reply approved and queued for sending.")
 
 
 @require_POST
 @agent_required
 def draft_reject(request: HttpRequest, ticket_id: int, draft_id: int) -> HttpResponse:
-    _ticket_for_user(request, ticket_id)
+    access.ticket_for_user(request.user, ticket_id)
     try:
-        services.draft_reject(
-            ticket_id=ticket_id, draft_id=draft_id, user=request.user, reason=request.POST.get("reason", ""),
-        )
+        services.draft_reject(ticket_id=ticket_id, draft_id=draft_id, user=request.user,
+                              reason=request.POST.get("reason", ""), expected_revision=_expected_revision(request))
     except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Draft rejected; the ticket is in the human queue.")
-    return redirect("ticket_detail", ticket_id=ticket_id)
+        return _refused(request, ticket_id, exc)
+    return _done(request, ticket_id, "Draft rejected; the ticket is in the human queue.")
+
+
+@require_POST
+@agent_required
+def draft_regenerate(request: HttpRequest, ticket_id: int, draft_id: int) -> HttpResponse:
+    access.ticket_for_user(request.user, ticket_id)
+    try:
+        services.draft_regenerate(ticket_id=ticket_id, draft_id=draft_id, user=request.user,
+                                  instruction=request.POST.get("instruction", ""),
+                                  expected_revision=_expected_revision(request))
+    except ApplicationError as exc:
+        return _refused(request, ticket_id, exc)
+    return _done(request, ticket_id, "A new draft is being written to your instruction.")
+
+
+@require_POST
+@agent_required
+def ticket_escalate(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    access.ticket_for_user(request.user, ticket_id)
+    try:
+        services.ticket_escalate(ticket_id=ticket_id, user=request.user, reason=request.POST.get("reason", ""),
+                                 expected_revision=_expected_revision(request))
+    except ApplicationError as exc:
+        return _refused(request, ticket_id, exc)
+    return _done(request, ticket_id, "Escalated: the large tier is writing a new draft.")
 
 
 @require_POST
 @agent_required
 def ticket_correct(request: HttpRequest, ticket_id: int) -> HttpResponse:
     """Apply the agent's corrections (any of intent, urgency, sentiment); each change is one Correction."""
-    ticket = _ticket_for_user(request, ticket_id)
-    changed = []
+    access.ticket_for_user(request.user, ticket_id)
     try:
-        for field in Correction.Field.values:
-            value = request.POST.get(field)
-            if value and learning.ticket_correct(ticket=ticket, user=request.user, field=field, value=value):
-                changed.append(field)
+        changed = learning.ticket_classification_correct(
+            ticket_id=ticket_id, user=request.user, expected_revision=_expected_revision(request),
+            values={f: request.POST.get(f, "") for f in Correction.Field.values},
+        )
     except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Corrected {', '.join(changed)}." if changed else "Nothing changed.")
-    return redirect("ticket_detail", ticket_id=ticket_id)
+        return _refused(request, ticket_id, exc)
+    notice = f"Corrected {', '.join(c.field for c in changed)}." if changed else "Nothing changed."
+    # The rest of the page stays as the agent left it; its forms learn the new revision out of band.
+    return _done(request, ticket_id, notice, partial="classification-card", also=("audit-card", "revision-oob"))
 
 
 @require_POST
 @agent_required
 def ticket_note(request: HttpRequest, ticket_id: int) -> HttpResponse:
-    ticket = _ticket_for_user(request, ticket_id)
+    access.ticket_for_user(request.user, ticket_id)
+    ticket = get_object_or_404(Ticket, pk=ticket_id)
     try:
-        services.ticket_note_add(ticket=ticket, user=request.user, body=request.POST.get("body", ""))
+        services.ticket_note_add(ticket=ticket, user=request.user, body=request.POST.get("body", ""),
+                                 expected_revision=_expected_revision(request))
     except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Note added.")
-    return redirect("ticket_detail", ticket_id=ticket_id)
+        return _refused(request, ticket_id, exc)
+    return _done(request, ticket_id, "Note added.", partial="notes-card", also=("audit-card",))
 
 
 @require_GET

@@ -219,3 +219,42 @@ def test_an_escalated_draft_says_a_person_will_follow_up() -> None:
                                       passages=[], escalated=True)
     assert body.startswith("Hello,") and cited == []
     assert "senior member of our team" in body
+
+
+ACCOUNT_PASSAGES = [
+    local.PassageRef(1, "Recover Password", "Tell the customer you cannot see their password, but you can send "
+                     "a reset link to their email address. The reset link expires after one hour."),
+    local.PassageRef(2, "Recover Username", "Ask for the customer's full name and zip code to find the "
+                     "account. Then send the username to the email address on file for the account."),
+]
+PASSWORD_TICKET = {"from_name": "Sam Carter", "subject": "Forgot password", "intent": "recover_password",
+                   "body": "I forgot my password and cannot sign in, please help me reset it"}
+
+
+def test_an_instruction_steers_which_passages_the_local_draft_quotes() -> None:
+    plain, _ = local.compose_draft(**PASSWORD_TICKET, passages=ACCOUNT_PASSAGES, escalated=False)
+    steered, cited = local.compose_draft(**PASSWORD_TICKET, passages=ACCOUNT_PASSAGES, escalated=False,
+                                         instruction="Explain that we send the username by email")
+    assert "send the username to the email address" not in plain
+    assert "- Then send the username to the email address on file for the account. [2]" in steered
+    assert cited == [1, 2]
+    # Only the knowledge base speaks: the instruction itself never appears in the reply.
+    assert "Explain" not in steered
+
+
+def test_the_local_engine_follows_shorter_longer_and_apologise_directives() -> None:
+    def points(body: str) -> int:
+        return sum(1 for line in body.splitlines() if line.startswith("- "))
+
+    usual, _ = local.compose_draft(**PASSWORD_TICKET, passages=ACCOUNT_PASSAGES, escalated=False)
+    short, _ = local.compose_draft(**PASSWORD_TICKET, passages=ACCOUNT_PASSAGES, escalated=False,
+                                   instruction="Shorter, please")
+    long, _ = local.compose_draft(**PASSWORD_TICKET, passages=ACCOUNT_PASSAGES, escalated=False,
+                                  instruction="Give all the steps")
+    sorry, _ = local.compose_draft(**PASSWORD_TICKET, passages=ACCOUNT_PASSAGES, escalated=False,
+                                   instruction="Apologise for the wait")
+    assert points(short) == 1 < points(usual) == 3 < points(long)
+    assert "sorry for the trouble" in sorry and "sorry" not in usual
+    # A directive is not a subject: it must not pull unrelated passages into retrieval.
+    assert local.instruction_topic("Shorter, please") == ""
+    assert local.instruction_topic("Explain how to recover the username instead") == "recover username"

@@ -13,6 +13,7 @@ from triage.routing import (
     Switches,
     bucket,
     classify_chain,
+    redraft,
     route,
 )
 
@@ -128,3 +129,27 @@ def test_buckets_are_stable_and_spread() -> None:
     assert bucket(42, "x") == bucket(42, "x")
     shares = [bucket(i, "rollout") < 30 for i in range(2000)]
     assert 0.25 < sum(shares) / len(shares) < 0.35
+
+
+def test_a_manual_escalation_goes_to_large_for_review_whatever_the_rules_said() -> None:
+    decision = redraft("large", Reason.MANUAL_ESCALATION, _k(), SW)
+    assert (decision.lane, decision.reasons, decision.human_review_required) == (
+        "large", (Reason.MANUAL_ESCALATION,), True)
+    assert decision.drafts_allowed
+
+
+def test_a_manual_escalation_still_obeys_the_switches_and_caps() -> None:
+    off = redraft("large", Reason.MANUAL_ESCALATION, _k(), Switches(large_off=True))
+    assert off.lane == "human" and off.reasons == (Reason.MANUAL_ESCALATION, Reason.LARGE_OFF)
+    capped = redraft("large", Reason.MANUAL_ESCALATION, _k(), SW, Budget({"large": "downgrade"}))
+    assert capped.lane == "mini" and Reason.BUDGET_DOWNGRADE in capped.reasons
+    no_drafts = redraft("large", Reason.MANUAL_ESCALATION, _k(drafts_allowed=False), SW)
+    assert no_drafts.lane == "human" and not no_drafts.drafts_allowed
+
+
+def test_a_regenerated_draft_stays_on_its_tier() -> None:
+    decision = redraft("mini", Reason.AGENT_REGENERATE, _k(), SW)
+    assert (decision.lane, decision.reasons, decision.human_review_required) == (
+        "mini", (Reason.AGENT_REGENERATE,), False)
+    assert redraft("mini", Reason.AGENT_REGENERATE, _k(), Switches(drafts_off=True)).lane == "human"
+    assert redraft("large", Reason.AGENT_REGENERATE, _k(), SW).human_review_required

@@ -394,6 +394,6 @@ def test_the_api_returns_the_full_route_trace(server: ScriptedOpenAI, world: Non
     assert body["route"]["contract_version"] == 1 and body["route"]["reasons"] == ["within_contract"]
     assert {(g["tier"], g["passed"]) for g in body["gate_results"]} >= {("mini", False), ("large", True)}
     assert [c["tier"] for c in body["model_calls"]] == ["nano", "mini", "large"]
-    assert [c["prompt_version"] for c in body["model_calls"]] == [2, 1, 1]  # classify v2, draft v1
+    assert [c["prompt_version"] for c in body["model_calls"]] == [2, 2, 2]  # classify v2, draft v2
     assert all(c["cost_usd"] for c in body["model_calls"])
     assert [a["tier"] for a in body["draft"]["attempts"]] == ["mini", "large"]

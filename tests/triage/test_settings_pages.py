@@ -40,16 +40,19 @@ def test_a_bad_gate_regex_is_refused_with_a_clear_message(admin_client: Client) 
 
 
 def test_prompts_can_be_created_rolled_out_and_rolled_back(admin_client: Client) -> None:
-    system = controls.prompt_for(prompt_id="draft").system + "\nSign as the Support team."
+    shipped = controls.prompt_for(prompt_id="draft")
+    system = shipped.system + "\nSign as the Support team."
     admin_client.post("/settings/prompts", {"op": "create", "prompt_id": "draft", "system": system,
                                             "rollout_percent": "25"})
-    assert PromptVersion.objects.get(prompt_id="draft", version=2).rollout_percent == 25
-    admin_client.post("/settings/prompts", {"op": "rollout", "prompt_id": "draft", "version": "2", "percent": "100"})
-    assert controls.prompt_for(prompt_id="draft").version == 2
+    candidate = shipped.version + 1
+    assert PromptVersion.objects.get(prompt_id="draft", version=candidate).rollout_percent == 25
+    admin_client.post("/settings/prompts", {"op": "rollout", "prompt_id": "draft", "version": str(candidate),
+                                            "percent": "100"})
+    assert controls.prompt_for(prompt_id="draft").version == candidate
     admin_client.post("/settings/prompts", {"op": "rollback", "prompt_id": "draft"})
-    assert controls.prompt_for(prompt_id="draft").version == 1
+    assert controls.prompt_for(prompt_id="draft").version == shipped.version
     html = admin_client.get("/settings/prompts").content.decode()
-    assert "serving v1" in html
+    assert f"serving v{shipped.version}" in html
     audit = admin_client.get("/settings/audit").content.decode()
     assert "prompt.create" in audit and "prompt.rollout" in audit and "prompt.rollback" in audit
 

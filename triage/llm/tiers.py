@@ -241,7 +241,7 @@ def draft(
             refs = [local.PassageRef(p.marker, p.title, p.text) for p in passages]
             (reply, cited), record.latency_ms = local.timed(
                 local.compose_draft, from_name=text.from_name, subject=text.subject, body=text.body,
-                intent=classification.intent, passages=refs, escalated=escalated,
+                intent=classification.intent, passages=refs, escalated=escalated, instruction=instruction,
             )
             raw = json.dumps({"reply": reply, "citations": cited})
         else:
