@@ -180,3 +180,14 @@ def test_roles_decide_what_each_person_sees(live_server: Any, page: Any) -> None
         assert page.goto(f"{live_server.url}{path}").status == 404
     assert "Private matter" not in page.content()
     sla.policy_cache_clear()
+
+
+def test_e_opens_the_ticket_with_its_draft_editor_focused(live_server: Any, page: Any) -> None:
+    _user("alice")
+    ticket = _ticket("Edit me first")
+    sign_in(page, live_server.url, "alice", "alice-pass-4821")
+    page.keyboard.press("j")
+    page.keyboard.press("e")
+    page.wait_for_url(f"**/tickets/{ticket.pk}/?edit=1")
+    page.get_by_test_id("draft-body").wait_for()
+    assert page.evaluate("document.activeElement.dataset.testid") == "draft-body"

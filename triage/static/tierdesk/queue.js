@@ -85,7 +85,7 @@
       case "j": move(1); break;
       case "k": move(-1); break;
       case "o": case "Enter": if (row) window.location.href = row.dataset.href; else return; break;
-      case "e": if (row) window.location.href = `${row.dataset.href}?edit=1#draft`; else return; break;
+      case "e": if (row) window.location.href = `${row.dataset.href}?edit=1`; else return; break;
       case "a": {
         const ids = selectedIds();
         if (!ids.length) return;
