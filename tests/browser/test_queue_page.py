@@ -101,6 +101,7 @@ def test_an_agent_works_the_queue_from_the_keyboard(live_server: Any, page: Any)
     second = _ticket("Wrong size", urgency="high")
     third = _ticket("Invoice copy", urgency="low")
     sign_in(page, live_server.url, "alice", "alice-pass-4821")
+    page.wait_for_load_state()  # the queue's keyboard script is loaded
 
     page.keyboard.press("?")
     assert page.locator("#help-dialog").is_visible()
@@ -186,7 +187,9 @@ def test_e_opens_the_ticket_with_its_draft_editor_focused(live_server: Any, page
     _user("alice")
     ticket = _ticket("Edit me first")
     sign_in(page, live_server.url, "alice", "alice-pass-4821")
+    page.wait_for_load_state()  # the queue's keyboard script is loaded
     page.keyboard.press("j")
+    page.locator(f'#queue-rows tr.current[data-ticket-id="{ticket.pk}"]').wait_for()
     page.keyboard.press("e")
     page.wait_for_url(f"**/tickets/{ticket.pk}/?edit=1")
     page.get_by_test_id("draft-body").wait_for()
