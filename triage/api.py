@@ -4,10 +4,10 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Query, Schema, Status
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 
-from triage import selectors, services
+from triage import selectors, services, throttle
 from triage.errors import ApplicationError
 from triage.models import ApiKey, Ticket
 from triage.schemas import ErrorOut, TicketIn, TicketOut, TicketPage
@@ -17,7 +17,12 @@ MAX_IDEMPOTENCY_KEY = 255
 
 class ApiKeyAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        return services.api_key_authenticate(raw=token)
+        key = services.api_key_authenticate(raw=token)
+        if key is not None:
+            wait = throttle.api_key_wait(request, key.pk)
+            if wait is not None:
+                raise Throttled(wait)
+        return key
 
 
 api = NinjaAPI(
@@ -50,6 +55,15 @@ def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
         request, {"detail": "a valid API key is required: Authorization: Bearer <key>"}, status=401
     )
     response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(Throttled)
+def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    wait = exc.wait or 1
+    response = api.create_response(
+        request, {"detail": f"too many requests for this API key; retry in {wait} seconds"}, status=429)
+    response["Retry-After"] = str(wait)
     return response
 
 
