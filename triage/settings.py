@@ -227,6 +227,9 @@ AXES_ENABLED = envbool("TIERDESK_LOCKOUT", True)
 AXES_FAILURE_LIMIT = envint("TIERDESK_LOCKOUT_FAILURES", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envfloat("TIERDESK_LOCKOUT_MINUTES", 15.0))
 AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks for locking by address too. Addresses are limited by TIERDESK_RATE_LOGIN_IP instead: a
+# lockout per address would shut a whole office behind one NAT out after five typos.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 # An attempt refused during the lockout does not restart it: the cool-off ends when the page says it does.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
@@ -236,7 +239,7 @@ AXES_CLIENT_IP_CALLABLE = "triage.throttle.axes_client_ip"
 AXES_SENSITIVE_PARAMETERS: list[str] = []
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "triage.views_auth.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 

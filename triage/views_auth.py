@@ -6,6 +6,7 @@ import logging
 import math
 from typing import Any
 
+from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
@@ -61,3 +62,15 @@ def locked_out(request: HttpRequest, original_response: HttpResponse | None = No
     return _refused(request, wait=wait, message=(
         f"This account is locked after {settings.AXES_FAILURE_LIMIT} failed sign-ins. "
         f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an admin to unlock it."))
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout check for sign-ins over HTTP. A call without a request (the test client's
+    login(), a management command) is not a sign-in attempt anyone can repeat from outside, so it is not
+    checked here and the next backend decides as usual."""
+
+    def authenticate(self, request: HttpRequest | None, username: str | None = None,
+                     password: str | None = None, **kwargs: Any) -> None:
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)
