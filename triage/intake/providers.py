@@ -377,6 +377,13 @@ def _postmark_address(full: object) -> str:
     return f'"{quoted}" <{address}>'
 
 
+def _postmark_list(payload: dict[str, Any], name: str) -> list[Any]:
+    value = payload.get(name) or []
+    if not isinstance(value, list):
+        raise InboundError(f"Postmark {name} is not a list of {{Email, Name}} objects")
+    return value
+
+
 def postmark_parse(
     body: bytes, *, max_attachment_bytes: int = MAX_ATTACHMENT_BYTES, max_attachments: int = MAX_ATTACHMENTS,
 ) -> tuple[InboundEmail, str]:
@@ -428,8 +435,8 @@ def postmark_parse(
 
     html = str(payload.get("HtmlBody") or "")
     attachments, dropped = _attachments(items, max_bytes=max_attachment_bytes, max_count=max_attachments, html=html)
-    to = [a for a in map(_postmark_address, payload.get("ToFull") or []) if a]
-    cc = [a for a in map(_postmark_address, payload.get("CcFull") or []) if a]
+    to = [a for a in map(_postmark_address, _postmark_list(payload, "ToFull")) if a]
+    cc = [a for a in map(_postmark_address, _postmark_list(payload, "CcFull")) if a]
     email = from_parts(
         message_id=_header(headers, "Message-ID"),
         in_reply_to=_header(headers, "In-Reply-To"),
