@@ -3,8 +3,16 @@ object behind every id a URL can carry."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,3 +106,40 @@ def every_route() -> list[Route]:
         return routes
 
     return walk(get_resolver(), "", "")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def gunicorn(log: Path, *args: str, **env: str) -> Iterator[int]:
+    """A real gunicorn serving the app from the checkout on a free loopback port, on this test's database
+    (the test must commit what the server should see: transaction=True)."""
+    from django.db import connection
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    environment = {**os.environ, "TIERDESK_DB_NAME": connection.settings_dict["NAME"], "DB_CONN_MAX_AGE": "0",
+                   **env}
+    with log.open("w") as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "triage.wsgi", "--bind", f"127.0.0.1:{port}", *args],
+            cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, log.read_text()
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "gunicorn did not listen within 60 s"
+                    time.sleep(0.1)
+            yield port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

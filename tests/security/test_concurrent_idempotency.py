@@ -7,69 +7,36 @@ import base64
 import http.client
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+import redis
 
+from tests.security.conftest import gunicorn
 from triage import devservices, services
 from triage.models import IdempotencyRecord, Message, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "fixtures" / "email" / "providers"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email" / "providers"
 CLIENTS = 100
 # A Redis database of its own: the tickets stored here queue triage that no test worker should take.
 BROKER_DB = 14
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
     broker = f"{os.environ['REDIS_URL'].split('?')[0]}?virtual_host={BROKER_DB}"
-    env = {**os.environ, "TIERDESK_DB_NAME": connection.settings_dict["NAME"], "DB_CONN_MAX_AGE": "0",
-           "REDIS_URL": broker, "LOG_LEVEL": "WARNING",
-           "TIERDESK_POSTMARK_INBOUND_USER": "pm", "TIERDESK_POSTMARK_INBOUND_PASSWORD": "pm-secret"}
-    log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "triage.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "16", "--backlog", "256", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not listen within 60 s"
-                time.sleep(0.1)
-        yield port
+        with gunicorn(tmp_path / "gunicorn.log", "--workers", "2", "--threads", "16", "--backlog", "256",
+                      "--log-level", "warning", REDIS_URL=broker, LOG_LEVEL="WARNING",
+                      TIERDESK_POSTMARK_INBOUND_USER="pm", TIERDESK_POSTMARK_INBOUND_PASSWORD="pm-secret") as port:
+            yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        import redis
-
         redis.Redis.from_url(devservices.redis_client_url(broker)).flushdb()
 
 

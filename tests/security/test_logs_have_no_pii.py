@@ -4,6 +4,7 @@ webhook, sign-in attempts, the broker being down, a failed send retried by Celer
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import logging
@@ -11,12 +12,14 @@ import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from kombu.exceptions import OperationalError
 
+from tests.security.conftest import gunicorn
 from tests.support.data import triaged_history
 from triage import services, tasks
 from triage.log_filters import RedactPii, redact_text
@@ -135,3 +138,24 @@ def test_an_unhandled_error_and_its_traceback_are_clean(settings: Any, log_outpu
 ])
 def test_the_filter_leaves_ordinary_log_lines_alone(line: str) -> None:
     assert redact_text(line) == line
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_access_lines_carry_no_query_string_secret_or_address(tmp_path: Path) -> None:
+    key = services.api_key_create(name="access-log")[1]
+    access = tmp_path / "access.log"
+    with gunicorn(tmp_path / "gunicorn.log", "--workers", "1", "--access-logfile", str(access),
+                  TIERDESK_SENDGRID_INBOUND_SECRET="sg-url-secret-42") as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for path, headers in ((f"/api/v1/tickets?search={quote(EMAIL)}", {"Authorization": f"Bearer {key}"}),
+                              (f"/api/v1/tickets?search={quote(PHONE)}", {"Authorization": f"Bearer {key}",
+                                                                          "Referer": f"/?q={EMAIL}"}),
+                              ("/inbound/sendgrid/sg-url-secret-42/", {})):
+            conn.request("POST" if "inbound" in path else "GET", path, headers=headers)
+            conn.getresponse().read()
+        conn.close()
+    text = access.read_text()
+    assert text.count("/api/v1/tickets ") == 2 and "/inbound/sendgrid/[SECRET]/" in text
+    assert "sg-url-secret-42" not in text and "search=" not in text
+    assert_clean(text)
+    assert "ana.lopez%40example.com" not in text
