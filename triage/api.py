@@ -15,6 +15,7 @@ from triage.schemas import NO_NUL, ErrorOut, TicketIn, TicketOut, TicketPage
 MAX_IDEMPOTENCY_KEY = 255
 MAX_ID = 2**63 - 1  # PostgreSQL's bigint: a larger id is refused as input, not sent to the database
 MAX_OFFSET = 1_000_000
+TicketId = Path[int, {"ge": 1, "le": MAX_ID}]
 # What any operation may answer before it does its work: bad input, no valid key, the key's rate limit.
 REFUSALS: dict[int, type[ErrorOut]] = {400: ErrorOut, 401: ErrorOut, 429: ErrorOut}
 
@@ -52,7 +53,8 @@ def _field_name(loc: Any) -> str:
 
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    errors = [{"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+    errors = [{"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")}
+              for e in exc.errors]
     return api.create_response(request, {"detail": "invalid request", "errors": errors}, status=400)
 
 
@@ -160,7 +162,7 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> Status:
 
 @api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: ErrorOut, **REFUSALS},
          summary="A ticket with its triage")
-def get_ticket(request: HttpRequest, ticket_id: Path[int, {"ge": 1, "le": MAX_ID}]) -> dict[str, Any]:
+def get_ticket(request: HttpRequest, ticket_id: TicketId) -> dict[str, Any]:
     _refuse_unknown_query(request, set())
     ticket = selectors.ticket_detail(ticket_id=ticket_id)
     if ticket is None:

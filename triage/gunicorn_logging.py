@@ -30,7 +30,10 @@ class RedactingLogger(glogging.Logger):  # type: ignore[misc]
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        atoms["r"] = f"{environ['REQUEST_METHOD']} {_path_only(environ.get('RAW_URI', ''))} {environ['SERVER_PROTOCOL']}"
+        atoms["r"] = (
+            f"{environ['REQUEST_METHOD']} {_path_only(environ.get('RAW_URI', ''))} "
+            f"{environ['SERVER_PROTOCOL']}"
+        )
         atoms["U"] = _path_only(environ.get("PATH_INFO", ""))
         atoms["q"] = ""
         atoms["f"] = _path_only(atoms.get("f", "-"))

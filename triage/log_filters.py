@@ -30,7 +30,7 @@ def redact_text(text: str) -> str:
     for match in policy.find_pii(text):
         if any(start <= match.start and match.end <= end for start, end in stamps):
             continue
-        pieces.append(text[cursor:match.start])
+        pieces.append(text[cursor : match.start])
         pieces.append(f"[{match.type}]")
         cursor = match.end
     pieces.append(text[cursor:])

@@ -16,18 +16,26 @@ API_PREFIX = "/api/"
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
-def api_errors_as_json(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+def api_errors_as_json(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
     def middleware(request: HttpRequest) -> HttpResponse:
         response = get_response(request)
-        if (response.status_code < 400 or not request.path.startswith(API_PREFIX)
-                or response.get("Content-Type", "").startswith("application/json")):
+        if (
+            response.status_code < 400
+            or not request.path.startswith(API_PREFIX)
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
             return response
         try:
             phrase = HTTPStatus(response.status_code).phrase
         except ValueError:
             phrase = "error"
-        detail = {405: f"this path does not take {request.method}; it takes {response.get('Allow', 'other methods')}",
-                  404: "no such API path"}.get(response.status_code, phrase.lower())
+        allowed = response.get("Allow", "other methods")
+        detail = {
+            405: f"this path does not take {request.method}; it takes {allowed}",
+            404: "no such API path",
+        }.get(response.status_code, phrase.lower())
         replaced = JsonResponse({"detail": detail}, status=response.status_code)
         for header in _KEPT_HEADERS:
             if header in response:

@@ -9,13 +9,13 @@ from django.core.validators import validate_email
 from ninja import Field, Schema
 from pydantic import field_validator
 
-
 # Text fields: PostgreSQL cannot store NUL characters, and a subject or body of only spaces says nothing. The
 # patterns put both rules in the OpenAPI document; the validators give the message.
 NO_NUL = r"^[^\x00]*$"
 NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 # An address as Django's validator accepts it, stated for the document; the validator is what decides.
-EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^[A-Za-z0-9._%+-]+@{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,63}}$"
 
 
 def _replace_nul(value: Any) -> Any:
@@ -31,7 +31,9 @@ def _replace_nul(value: Any) -> Any:
 class TicketIn(Schema):
     subject: str = Field(..., min_length=1, max_length=500, json_schema_extra={"pattern": NOT_BLANK})
     body: str = Field(..., min_length=1, max_length=100_000, json_schema_extra={"pattern": NOT_BLANK})
-    from_email: str = Field(..., max_length=254, json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN})
+    from_email: str = Field(
+        ..., max_length=254, json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}
+    )
     # null is taken as "" and {} (clients that send every field, set or not).
     from_name: str | None = Field("", max_length=200, pattern=NO_NUL)
     external_id: str | None = Field("", max_length=200, pattern=NO_NUL)

@@ -61,7 +61,7 @@ def envrate(name: str, default: str) -> str | None:
     if value in {"0", "off"}:
         return None
     if re.fullmatch(r"[1-9]\d*/([1-9]\d*)?[smhd]", value) is None:
-        raise ImproperlyConfigured(f"{name} must be a rate such as 100/m or 5/15m, or 0 for off, not {value!r}")
+        raise ImproperlyConfigured(f"{name} must be a rate such as 100/m or 5/15m, or 0 (off), not {value!r}")
     return value
 
 
@@ -76,7 +76,8 @@ if not SECRET_KEY:
     _embedded = DATABASE_URL == devservices.default_database_url()
     if not (DEBUG or _embedded) or envbool("TIERDESK_REQUIRE_SECRET_KEY", False):
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set in the environment (python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+            "SECRET_KEY must be set in the environment "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
         )
     _key_file = devservices.state_dir() / "secret_key"
     if _key_file.exists():
@@ -191,7 +192,7 @@ _proxy_header = envstr("TIERDESK_PROXY_SSL_HEADER")
 if _proxy_header:
     _name, _eq, _value = _proxy_header.partition("=")
     if not (_eq and _name.strip() and _value.strip()):
-        raise ImproperlyConfigured(f"TIERDESK_PROXY_SSL_HEADER must be Header-Name=value, got {_proxy_header!r}")
+        raise ImproperlyConfigured(f"TIERDESK_PROXY_SSL_HEADER must be Name=value, not {_proxy_header!r}")
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip())
 # Healthchecks from a load balancer arrive over plain HTTP on the internal network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
@@ -363,7 +364,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"redact_pii": {"()": "triage.log_filters.RedactPii"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]},
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "openai": {"level": "WARNING"}},
 }

@@ -62,8 +62,9 @@ def seconds_to_wait(request: HttpRequest, *, group: str, key: str, rate: str | N
 
 
 def too_many_json(wait: int, what: str) -> JsonResponse:
-    response = JsonResponse({"detail": f"too many {what}; retry in {wait} seconds", "retry_after": wait},
-                            status=429)
+    response = JsonResponse(
+        {"detail": f"too many {what}; retry in {wait} seconds", "retry_after": wait}, status=429
+    )
     response["Retry-After"] = str(wait)
     return response
 
@@ -74,7 +75,9 @@ def webhook_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        wait = seconds_to_wait(request, group="webhook-ip", key=client_ip(request), rate=settings.RATE_WEBHOOK_IP)
+        wait = seconds_to_wait(
+            request, group="webhook-ip", key=client_ip(request), rate=settings.RATE_WEBHOOK_IP
+        )
         if wait is not None:
             logger.warning("inbound webhook rate limit reached for %s", client_ip(request))
             return too_many_json(wait, "webhook deliveries from this address")
@@ -91,7 +94,15 @@ def login_wait(request: HttpRequest, username: str) -> int | None:
     """Both sign-in limits count every attempt; the first that is over decides."""
     by_ip = seconds_to_wait(request, group="login-ip", key=client_ip(request), rate=settings.RATE_LOGIN_IP)
     # Case-folded, so Alice and alice share one budget as they share one account.
-    by_name = seconds_to_wait(request, group="login-username", key=username.strip().casefold(),
-                              rate=settings.RATE_LOGIN_USERNAME) if username.strip() else None
+    by_name = (
+        seconds_to_wait(
+            request,
+            group="login-username",
+            key=username.strip().casefold(),
+            rate=settings.RATE_LOGIN_USERNAME,
+        )
+        if username.strip()
+        else None
+    )
     waits = [w for w in (by_ip, by_name) if w is not None]
     return max(waits) if waits else None

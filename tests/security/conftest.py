@@ -51,20 +51,37 @@ def samples(cast: Cast) -> dict[str, str]:
     draft = Draft.objects.filter(status=Draft.Status.PENDING).select_related("ticket").first()
     assert draft is not None
     ticket = draft.ticket
-    message = Message.objects.create(ticket=ticket, direction=Message.Direction.INBOUND,
-                                     message_id="walk-1@example.com", from_email=ticket.from_email)
-    attachment = MessageAttachment(message=message, filename="receipt.pdf", content_type="application/pdf", size=5)
+    message = Message.objects.create(
+        ticket=ticket,
+        direction=Message.Direction.INBOUND,
+        message_id="walk-1@example.com",
+        from_email=ticket.from_email,
+    )
+    attachment = MessageAttachment(
+        message=message, filename="receipt.pdf", content_type="application/pdf", size=5
+    )
     attachment.file.save("walk-receipt.pdf", ContentFile(b"%PDF-"), save=True)
     job = Job.objects.create(kind=Job.Kind.TRIAGE_EVAL, created_by=cast.alice)
     run = EvalRun.objects.create(kind=EvalRun.Kind.TRIAGE, name="walk", job=job)
-    article = article_create(actor=cast.alice, title="Returns", body="Send it back within 30 days.", publish=True)
+    article = article_create(
+        actor=cast.alice, title="Returns", body="Send it back within 30 days.", publish=True
+    )
     return {
-        "ticket_id": str(ticket.pk), "draft_id": str(draft.pk), "attachment_id": str(attachment.pk),
-        "job_id": str(job.pk), "run_id": str(run.pk), "user_id": str(cast.bob.pk), "article_id": str(article.pk),
+        "ticket_id": str(ticket.pk),
+        "draft_id": str(draft.pk),
+        "attachment_id": str(attachment.pk),
+        "job_id": str(job.pk),
+        "run_id": str(run.pk),
+        "user_id": str(cast.bob.pk),
+        "article_id": str(article.pk),
         "version": "1",
         # Django admin's own parameters: its views check staff status before they read anything.
-        "object_id": str(cast.bob.pk), "id": str(cast.bob.pk), "content_type_id": "1", "app_label": "auth",
-        "url": "no-such-page/", "secret": "not-the-secret",
+        "object_id": str(cast.bob.pk),
+        "id": str(cast.bob.pk),
+        "content_type_id": "1",
+        "app_label": "auth",
+        "url": "no-such-page/",
+        "secret": "not-the-secret",
     }
 
 
@@ -120,12 +137,20 @@ def gunicorn(log: Path, *args: str, **env: str) -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    environment = {**os.environ, "TIERDESK_DB_NAME": connection.settings_dict["NAME"], "DB_CONN_MAX_AGE": "0",
-                   **env}
+    environment = {
+        **os.environ,
+        "TIERDESK_DB_NAME": connection.settings_dict["NAME"],
+        "DB_CONN_MAX_AGE": "0",
+        **env,
+    }
     with log.open("w") as output:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "triage.wsgi", "--bind", f"127.0.0.1:{port}", *args],
-            cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from triage import services
@@ -50,9 +50,13 @@ def refusals_are_json_with_a_detail(ctx: Any, response: Any, case: Any) -> bool 
         try:
             body = json.loads(response.content)
         except ValueError as exc:
-            raise AssertionError(f"{response.status_code} answer is not JSON: {response.content[:200]!r}") from exc
+            raise AssertionError(
+                f"{response.status_code} answer is not JSON: {response.content[:200]!r}"
+            ) from exc
         detail = body.get("detail") if isinstance(body, dict) else None
-        assert isinstance(detail, str) and detail.strip(), f"{response.status_code} answer has no detail: {body}"
+        assert isinstance(detail, str) and detail.strip(), (
+            f"{response.status_code} answer has no detail: {body}"
+        )
     return None
 
 
@@ -80,9 +84,16 @@ def api_key() -> Iterator[str]:
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
-def test_the_api_answers_every_generated_request_without_a_server_error(case: Any, api_key: str,
-                                                                        in_process_requests: None) -> None:
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
+def test_the_api_answers_every_generated_request_without_a_server_error(
+    case: Any, api_key: str, in_process_requests: None
+) -> None:
     case.call_and_validate(additional_checks=[refusals_are_json_with_a_detail])

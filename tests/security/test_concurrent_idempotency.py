@@ -32,9 +32,21 @@ BROKER_DB = 14
 def server(tmp_path: Path) -> Iterator[int]:
     broker = f"{os.environ['REDIS_URL'].split('?')[0]}?virtual_host={BROKER_DB}"
     try:
-        with gunicorn(tmp_path / "gunicorn.log", "--workers", "2", "--threads", "16", "--backlog", "256",
-                      "--log-level", "warning", REDIS_URL=broker, LOG_LEVEL="WARNING",
-                      TIERDESK_POSTMARK_INBOUND_USER="pm", TIERDESK_POSTMARK_INBOUND_PASSWORD="pm-secret") as port:
+        with gunicorn(
+            tmp_path / "gunicorn.log",
+            "--workers",
+            "2",
+            "--threads",
+            "16",
+            "--backlog",
+            "256",
+            "--log-level",
+            "warning",
+            REDIS_URL=broker,
+            LOG_LEVEL="WARNING",
+            TIERDESK_POSTMARK_INBOUND_USER="pm",
+            TIERDESK_POSTMARK_INBOUND_PASSWORD="pm-secret",
+        ) as port:
             yield port
     finally:
         redis.Redis.from_url(devservices.redis_client_url(broker)).flushdb()
@@ -59,10 +71,19 @@ def all_at_once(port: int, path: str, body: bytes, headers: dict[str, str]) -> l
 
 def test_100_concurrent_posts_with_one_idempotency_key_make_one_ticket(server: int) -> None:
     key = services.api_key_create(name="concurrent")[1]
-    body = json.dumps({"subject": "Where is my order?", "body": "It has not arrived.",
-                       "from_email": "ana@example.com"}).encode()
-    answers = all_at_once(server, "/api/v1/tickets", body, {
-        "Authorization": f"Bearer {key}", "Content-Type": "application/json", "Idempotency-Key": "order-1042"})
+    body = json.dumps(
+        {"subject": "Where is my order?", "body": "It has not arrived.", "from_email": "ana@example.com"}
+    ).encode()
+    answers = all_at_once(
+        server,
+        "/api/v1/tickets",
+        body,
+        {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": "order-1042",
+        },
+    )
     statuses = [status for status, _ in answers]
     assert set(statuses) <= {200, 201}, [a for a in answers if a[0] not in (200, 201)][:3]
     assert statuses.count(201) == 1
@@ -72,8 +93,15 @@ def test_100_concurrent_posts_with_one_idempotency_key_make_one_ticket(server: i
 
 def test_a_webhook_redelivered_100_times_at_once_is_stored_once(server: int) -> None:
     body = (FIXTURES / "postmark_inbound.json").read_bytes()
-    answers = all_at_once(server, "/inbound/postmark/", body, {
-        "Authorization": "Basic " + base64.b64encode(b"pm:pm-secret").decode(), "Content-Type": "application/json"})
+    answers = all_at_once(
+        server,
+        "/inbound/postmark/",
+        body,
+        {
+            "Authorization": "Basic " + base64.b64encode(b"pm:pm-secret").decode(),
+            "Content-Type": "application/json",
+        },
+    )
     assert {status for status, _ in answers} == {200}, [a for a in answers if a[0] != 200][:3]
     outcomes = sorted(payload["outcome"] for _, payload in answers)
     assert outcomes == ["created"] + ["duplicate"] * (CLIENTS - 1)

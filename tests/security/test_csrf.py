@@ -32,7 +32,9 @@ def fingerprint() -> dict[str, str]:
         tables = [row[0] for row in cursor.fetchall()]
         digests = {}
         for table in tables:
-            cursor.execute(f'SELECT md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\')) FROM "{table}" t')
+            cursor.execute(
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{table}\" t"
+            )
             digests[table] = cursor.fetchone()[0]
     return digests
 
@@ -64,7 +66,8 @@ def test_only_the_webhooks_and_the_api_are_exempt_from_csrf() -> None:
 
 @pytest.mark.parametrize("token", [None, "forged-token-forged-token-forged-token-forged-token-1234"])
 def test_every_state_changing_ui_request_without_the_token_is_refused_and_changes_nothing(
-        cast: Cast, samples: dict[str, str], token: str | None) -> None:
+    cast: Cast, samples: dict[str, str], token: str | None
+) -> None:
     client = browser_with_cookie(cast.alice)
     headers = {} if token is None else {"HTTP_X_CSRFTOKEN": token}
     before = fingerprint()
@@ -72,8 +75,9 @@ def test_every_state_changing_ui_request_without_the_token_is_refused_and_change
     for route in ui_routes():
         path = route.path(samples)
         for method in UNSAFE:
-            response = getattr(client, method)(path, {"body": "changed", "action": "publish"}
-                                               if method == "post" else "", **headers)
+            response = getattr(client, method)(
+                path, {"body": "changed", "action": "publish"} if method == "post" else "", **headers
+            )
             assert response.status_code == 403, (method, path, response.status_code)
             assert "CSRF verification failed" in response.content.decode(), (method, path)
             refused += 1
@@ -93,8 +97,10 @@ def test_the_same_request_with_the_token_goes_through(cast: Cast, samples: dict[
     page = client.get(f"/tickets/{samples['ticket_id']}/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
     assert token is not None
-    response = client.post(f"/tickets/{samples['ticket_id']}/notes",
-                           {"body": "Checked with the carrier.", "csrfmiddlewaretoken": token.group(1)})
+    response = client.post(
+        f"/tickets/{samples['ticket_id']}/notes",
+        {"body": "Checked with the carrier.", "csrfmiddlewaretoken": token.group(1)},
+    )
     assert response.status_code in (200, 302)
     assert TicketNote.objects.filter(body="Checked with the carrier.").exists()
 
@@ -102,18 +108,31 @@ def test_the_same_request_with_the_token_goes_through(cast: Cast, samples: dict[
 def test_webhooks_take_deliveries_without_a_csrf_token(settings: Any) -> None:
     settings.POSTMARK_INBOUND_USER, settings.POSTMARK_INBOUND_PASSWORD = "pm", "pm-secret"
     client = Client(enforce_csrf_checks=True)
-    response = client.post("/inbound/postmark/", (FIXTURES / "postmark_inbound.json").read_bytes(),
-                           content_type="application/json",
-                           HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"pm:pm-secret").decode())
+    response = client.post(
+        "/inbound/postmark/",
+        (FIXTURES / "postmark_inbound.json").read_bytes(),
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"pm:pm-secret").decode(),
+    )
     assert response.status_code == 200 and Ticket.objects.count() == 1
 
 
 def test_the_api_takes_a_bearer_key_without_a_csrf_token_even_beside_a_session(cast: Cast) -> None:
     client = browser_with_cookie(cast.alice)
     key = services.api_key_create(name="csrf")[1]
-    response = client.post("/api/v1/tickets", {"subject": "s", "body": "b", "from_email": "a@example.com"},
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    response = client.post(
+        "/api/v1/tickets",
+        {"subject": "s", "body": "b", "from_email": "a@example.com"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
     assert response.status_code == 201
     # and the session alone, without the key, is no credential for the API at all
-    assert client.post("/api/v1/tickets", {"subject": "s", "body": "b", "from_email": "a@example.com"},
-                       content_type="application/json").status_code == 401
+    assert (
+        client.post(
+            "/api/v1/tickets",
+            {"subject": "s", "body": "b", "from_email": "a@example.com"},
+            content_type="application/json",
+        ).status_code
+        == 401
+    )

@@ -22,14 +22,24 @@ PRODUCTION = {
     "TIERDESK_TRUSTED_PROXIES": "1",
 }
 # Whatever the test run itself was given must not leak into the production process.
-CLEARED = ("SECRET_KEY", "TIERDESK_DEBUG", "TIERDESK_REQUIRE_SECRET_KEY", "DATABASE_URL", "TIERDESK_DB_NAME",
-           "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS")
+CLEARED = (
+    "SECRET_KEY",
+    "TIERDESK_DEBUG",
+    "TIERDESK_REQUIRE_SECRET_KEY",
+    "DATABASE_URL",
+    "TIERDESK_DB_NAME",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+)
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in CLEARED}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_check_deploy_is_clean_with_production_settings() -> None:
@@ -54,10 +64,12 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
 
 
 def test_the_https_switch_and_proxy_header_reach_django() -> None:
-    script = ("import django, json; django.setup(); from django.conf import settings as s; print(json.dumps("
-              "[s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS,"
-              " s.SECURE_HSTS_INCLUDE_SUBDOMAINS, list(s.SECURE_PROXY_SSL_HEADER), s.SECRET_KEY == __import__('os')"
-              ".environ['SECRET_KEY']]))")
+    script = (
+        "import django, json, os; django.setup(); from django.conf import settings as s; print(json.dumps("
+        "[s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT,"
+        " s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, list(s.SECURE_PROXY_SSL_HEADER),"
+        " s.SECRET_KEY == os.environ['SECRET_KEY']]))"
+    )
     result = run(["-c", script], DJANGO_SETTINGS_MODULE="triage.settings", **PRODUCTION)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])

@@ -54,22 +54,29 @@ def assert_clean(text: str) -> None:
     assert not leaked, f"{leaked} in the log:\n{text}"
 
 
-def test_a_refused_webhook_does_not_log_what_the_sender_wrote(client: Client, settings: Any,
-                                                              log_output: io.StringIO) -> None:
+def test_a_refused_webhook_does_not_log_what_the_sender_wrote(
+    client: Client, settings: Any, log_output: io.StringIO
+) -> None:
     settings.POSTMARK_INBOUND_USER, settings.POSTMARK_INBOUND_PASSWORD = "pm", "pm-secret"
     payload = json.loads((FIXTURES / "postmark_inbound.json").read_text())
-    payload["Attachments"] = [{"Name": f"{EMAIL}, {PHONE}, {CARD}.pdf", "Content": "not base64!",
-                               "ContentType": "application/pdf"}]
-    response = client.post("/inbound/postmark/", json.dumps(payload), content_type="application/json",
-                           HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"pm:pm-secret").decode())
+    payload["Attachments"] = [
+        {"Name": f"{EMAIL}, {PHONE}, {CARD}.pdf", "Content": "not base64!", "ContentType": "application/pdf"}
+    ]
+    response = client.post(
+        "/inbound/postmark/",
+        json.dumps(payload),
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"pm:pm-secret").decode(),
+    )
     assert response.status_code == 403
     text = log_output.getvalue()
     assert "inbound postmark refused" in text and "[EMAIL]" in text and "[CARD]" in text and "[PHONE]" in text
     assert_clean(text)
 
 
-def test_sign_in_attempts_with_an_email_as_username_are_logged_without_it(client: Client,
-                                                                          log_output: io.StringIO) -> None:
+def test_sign_in_attempts_with_an_email_as_username_are_logged_without_it(
+    client: Client, log_output: io.StringIO
+) -> None:
     for _ in range(6):
         client.post("/login/", {"username": EMAIL, "password": CARD})
     text = log_output.getvalue()
@@ -77,31 +84,41 @@ def test_sign_in_attempts_with_an_email_as_username_are_logged_without_it(client
     assert_clean(text)
 
 
-def test_the_broker_down_warning_and_its_traceback_are_clean(log_output: io.StringIO, monkeypatch: Any,
-                                                             django_capture_on_commit_callbacks: Any) -> None:
+def test_the_broker_down_warning_and_its_traceback_are_clean(
+    log_output: io.StringIO, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise OperationalError(f"Error 111 connecting to redis while publishing for {EMAIL}")
 
     monkeypatch.setattr(tasks.classify_ticket, "apply_async", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        ticket, _ = services.ticket_create(subject=f"Call me on {PHONE}", body=f"Card {CARD}", from_email=EMAIL)
+        ticket, _ = services.ticket_create(
+            subject=f"Call me on {PHONE}", body=f"Card {CARD}", from_email=EMAIL
+        )
     text = log_output.getvalue()
     assert "broker unavailable" in text and "OperationalError" in text
     assert_clean(text)
 
 
-def test_a_failed_send_retried_by_celery_is_logged_without_the_recipient(log_output: io.StringIO,
-                                                                          monkeypatch: Any) -> None:
+def test_a_failed_send_retried_by_celery_is_logged_without_the_recipient(
+    log_output: io.StringIO, monkeypatch: Any
+) -> None:
     triaged_history()
     draft = Draft.objects.filter(status=Draft.Status.PENDING).select_related("ticket").first()
     assert draft is not None
     draft.ticket.from_email = EMAIL
     draft.ticket.save(update_fields=["from_email"])
-    services.draft_approve(ticket_id=draft.ticket_id, draft_id=draft.pk, user=User.objects.create(username="x"),
-                           final_text=f"We will call you on {PHONE}.")
+    services.draft_approve(
+        ticket_id=draft.ticket_id,
+        draft_id=draft.pk,
+        user=User.objects.create(username="x"),
+        final_text=f"We will call you on {PHONE}.",
+    )
 
     def refused(self: Any, fail_silently: bool = False) -> int:
-        raise smtplib.SMTPRecipientsRefused({EMAIL: (550, f"5.1.1 <{EMAIL}>: Recipient address rejected".encode())})
+        raise smtplib.SMTPRecipientsRefused(
+            {EMAIL: (550, f"5.1.1 <{EMAIL}>: Recipient address rejected".encode())}
+        )
 
     monkeypatch.setattr("django.core.mail.EmailMessage.send", refused)
     outbound = OutboundEmail.objects.get()
@@ -111,8 +128,9 @@ def test_a_failed_send_retried_by_celery_is_logged_without_the_recipient(log_out
     assert_clean(text)
 
 
-def test_an_unhandled_error_and_its_traceback_are_clean(settings: Any, log_output: io.StringIO,
-                                                        monkeypatch: Any) -> None:
+def test_an_unhandled_error_and_its_traceback_are_clean(
+    settings: Any, log_output: io.StringIO, monkeypatch: Any
+) -> None:
     from triage.intake import views
 
     settings.POSTMARK_INBOUND_USER, settings.POSTMARK_INBOUND_PASSWORD = "pm", "pm-secret"
@@ -122,20 +140,26 @@ def test_an_unhandled_error_and_its_traceback_are_clean(settings: Any, log_outpu
 
     monkeypatch.setattr(views, "email_ingest", broken)
     client = Client(raise_request_exception=False)
-    response = client.post("/inbound/postmark/", (FIXTURES / "postmark_inbound.json").read_bytes(),
-                           content_type="application/json",
-                           HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"pm:pm-secret").decode())
+    response = client.post(
+        "/inbound/postmark/",
+        (FIXTURES / "postmark_inbound.json").read_bytes(),
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"pm:pm-secret").decode(),
+    )
     assert response.status_code == 500
     text = log_output.getvalue()
     assert "Internal Server Error" in text and "Traceback" in text and "ValueError" in text
     assert_clean(text)
 
 
-@pytest.mark.parametrize("line", [
-    "2026-11-22 02:11:37.461671+00:00 cleaned up",  # timestamps stay readable
-    "ticket 1042 queued for classify_ticket(1042,)",
-    "order 370795561790 shipped",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-22 02:11:37.461671+00:00 cleaned up",  # timestamps stay readable
+        "ticket 1042 queued for classify_ticket(1042,)",
+        "order 370795561790 shipped",
+    ],
+)
 def test_the_filter_leaves_ordinary_log_lines_alone(line: str) -> None:
     assert redact_text(line) == line
 
@@ -144,13 +168,23 @@ def test_the_filter_leaves_ordinary_log_lines_alone(line: str) -> None:
 def test_gunicorn_access_lines_carry_no_query_string_secret_or_address(tmp_path: Path) -> None:
     key = services.api_key_create(name="access-log")[1]
     access = tmp_path / "access.log"
-    with gunicorn(tmp_path / "gunicorn.log", "--workers", "1", "--access-logfile", str(access),
-                  TIERDESK_SENDGRID_INBOUND_SECRET="sg-url-secret-42") as port:
+    with gunicorn(
+        tmp_path / "gunicorn.log",
+        "--workers",
+        "1",
+        "--access-logfile",
+        str(access),
+        TIERDESK_SENDGRID_INBOUND_SECRET="sg-url-secret-42",
+    ) as port:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for path, headers in ((f"/api/v1/tickets?search={quote(EMAIL)}", {"Authorization": f"Bearer {key}"}),
-                              (f"/api/v1/tickets?search={quote(PHONE)}", {"Authorization": f"Bearer {key}",
-                                                                          "Referer": f"/?q={EMAIL}"}),
-                              ("/inbound/sendgrid/sg-url-secret-42/", {})):
+        for path, headers in (
+            (f"/api/v1/tickets?search={quote(EMAIL)}", {"Authorization": f"Bearer {key}"}),
+            (
+                f"/api/v1/tickets?search={quote(PHONE)}",
+                {"Authorization": f"Bearer {key}", "Referer": f"/?q={EMAIL}"},
+            ),
+            ("/inbound/sendgrid/sg-url-secret-42/", {}),
+        ):
             conn.request("POST" if "inbound" in path else "GET", path, headers=headers)
             conn.getresponse().read()
         conn.close()

@@ -16,19 +16,57 @@ from tests.security.conftest import MISSING_ID, Cast, Route, every_route
 
 pytestmark = pytest.mark.django_db
 
-AGENT = {"queue", "queue_action", "ticket_detail", "attachment_download", "draft_approve", "draft_reject",
-         "ticket_correct", "ticket_note", "kb_version"}
+AGENT = {
+    "queue",
+    "queue_action",
+    "ticket_detail",
+    "attachment_download",
+    "draft_approve",
+    "draft_reject",
+    "ticket_correct",
+    "ticket_note",
+    "kb_version",
+}
 ADMIN = {
-    "settings_learning", "settings_learning_train", "settings_job", "settings_evals", "settings_eval_start",
-    "settings_replay_start", "settings_eval_detail", "settings_sla", "settings_team", "settings_team_member",
-    "settings_routing", "settings_routing_preview", "settings_routing_publish", "settings_intent_sensitive",
-    "settings_switches", "settings_prompts", "settings_gates", "settings_shadow", "settings_audit",
-    "settings_kb_index", "kb_list", "kb_new", "kb_preview", "kb_import", "kb_gaps", "kb_history", "kb_edit",
-    "kb_publish", "kb_retire", "kb_restore",
+    "settings_learning",
+    "settings_learning_train",
+    "settings_job",
+    "settings_evals",
+    "settings_eval_start",
+    "settings_replay_start",
+    "settings_eval_detail",
+    "settings_sla",
+    "settings_team",
+    "settings_team_member",
+    "settings_routing",
+    "settings_routing_preview",
+    "settings_routing_publish",
+    "settings_intent_sensitive",
+    "settings_switches",
+    "settings_prompts",
+    "settings_gates",
+    "settings_shadow",
+    "settings_audit",
+    "settings_kb_index",
+    "kb_list",
+    "kb_new",
+    "kb_preview",
+    "kb_import",
+    "kb_gaps",
+    "kb_history",
+    "kb_edit",
+    "kb_publish",
+    "kb_retire",
+    "kb_restore",
 }
 ADMIN_OR_SCRAPER = {"metrics"}  # a Prometheus scraper's token, or a signed-in admin; 404 to everyone else
-WEBHOOK = {"inbound_postmark", "inbound_mailgun", "inbound_mailgun_mime", "inbound_sendgrid",
-           "inbound_sendgrid_secret"}
+WEBHOOK = {
+    "inbound_postmark",
+    "inbound_mailgun",
+    "inbound_mailgun_mime",
+    "inbound_sendgrid",
+    "inbound_sendgrid_secret",
+}
 API = {"api:create_ticket", "api:list_tickets", "api:get_ticket"}
 PUBLIC = {"login", "logout", "healthz", "api:openapi-json", "api:openapi-view", "api:api-root"}
 
@@ -53,8 +91,10 @@ def routes_in(names: set[str]) -> list[Route]:
 
 
 def ids(samples: dict[str, str], *, missing: bool = False) -> dict[str, str]:
-    return {k: MISSING_ID if missing and k.endswith("_id") or missing and k == "version" else v
-            for k, v in samples.items()}
+    return {
+        k: MISSING_ID if missing and k.endswith("_id") or missing and k == "version" else v
+        for k, v in samples.items()
+    }
 
 
 def statuses(client: Client, path: str) -> dict[str, Any]:
@@ -87,26 +127,32 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: Client, samples: dict[st
         assert client.get(route.path(samples)).status_code == 404
 
 
-def test_anonymous_visitors_to_the_django_admin_are_sent_to_its_sign_in(client: Client,
-                                                                         samples: dict[str, str]) -> None:
+def test_anonymous_visitors_to_the_django_admin_are_sent_to_its_sign_in(
+    client: Client, samples: dict[str, str]
+) -> None:
     for route in filter(is_django_admin, every_route()):
         response = client.get(route.path(samples))
         if route.name == "admin:login":
             assert response.status_code == 200
             continue
-        assert to_admin_sign_in(response) or response.status_code == 405, (route.pattern, response.status_code)
+        assert to_admin_sign_in(response) or response.status_code == 405, (
+            route.pattern,
+            response.status_code,
+        )
 
 
 def test_public_routes_answer_without_signing_in(client: Client, samples: dict[str, str]) -> None:
     for route in routes_in(PUBLIC):
         response = client.get(route.path(samples))
         # logout is POST-only; the API root lists nothing and answers 404 like any unknown API path
-        assert response.status_code in ((405,) if route.name == "logout" else (404,) if route.name == "api:api-root"
-                                        else (200,)), (route.name, response.status_code)
+        assert response.status_code in (
+            (405,) if route.name == "logout" else (404,) if route.name == "api:api-root" else (200,)
+        ), (route.name, response.status_code)
 
 
-def test_an_outsider_gets_404_everywhere_whether_or_not_the_object_exists(client: Client, cast: Cast,
-                                                                          samples: dict[str, str]) -> None:
+def test_an_outsider_gets_404_everywhere_whether_or_not_the_object_exists(
+    client: Client, cast: Cast, samples: dict[str, str]
+) -> None:
     client.force_login(cast.charlie)
     for route in routes_in(AGENT | ADMIN | ADMIN_OR_SCRAPER):
         real = statuses(client, route.path(samples))
@@ -119,20 +165,28 @@ def test_an_outsider_gets_404_everywhere_whether_or_not_the_object_exists(client
         assert any(r.status_code == 404 for r in real.values()), route.pattern
 
 
-def test_an_outsider_is_not_staff_in_the_django_admin(client: Client, cast: Cast, samples: dict[str, str]) -> None:
+def test_an_outsider_is_not_staff_in_the_django_admin(
+    client: Client, cast: Cast, samples: dict[str, str]
+) -> None:
     client.force_login(cast.charlie)
     for route in filter(is_django_admin, every_route()):
         if route.name == "admin:login":
             continue
         response = client.get(route.path(samples))
-        assert to_admin_sign_in(response) or response.status_code == 405, (route.pattern, response.status_code)
+        assert to_admin_sign_in(response) or response.status_code == 405, (
+            route.pattern,
+            response.status_code,
+        )
         other = client.get(route.path(ids(samples, missing=True)))
         assert (other.status_code, other.get("Location", "").split("?")[0]) == (
-            response.status_code, response.get("Location", "").split("?")[0])
+            response.status_code,
+            response.get("Location", "").split("?")[0],
+        )
 
 
-def test_an_agent_gets_404_on_admin_pages_and_works_the_agent_pages(client: Client, cast: Cast,
-                                                                    samples: dict[str, str]) -> None:
+def test_an_agent_gets_404_on_admin_pages_and_works_the_agent_pages(
+    client: Client, cast: Cast, samples: dict[str, str]
+) -> None:
     client.force_login(cast.bob)
     for route in routes_in(ADMIN | ADMIN_OR_SCRAPER):
         answers = statuses(client, route.path(samples))
@@ -144,8 +198,9 @@ def test_an_agent_gets_404_on_admin_pages_and_works_the_agent_pages(client: Clie
         read(response)
 
 
-def test_an_admin_opens_every_page_so_the_samples_are_real(client: Client, cast: Cast,
-                                                           samples: dict[str, str]) -> None:
+def test_an_admin_opens_every_page_so_the_samples_are_real(
+    client: Client, cast: Cast, samples: dict[str, str]
+) -> None:
     client.force_login(cast.alice)
     opened = 0
     for route in routes_in(AGENT | ADMIN | ADMIN_OR_SCRAPER):
@@ -156,8 +211,9 @@ def test_an_admin_opens_every_page_so_the_samples_are_real(client: Client, cast:
     assert opened >= 20
 
 
-def test_webhooks_refuse_anyone_without_the_providers_credentials(client: Client, cast: Cast, settings: Any,
-                                                                  samples: dict[str, str]) -> None:
+def test_webhooks_refuse_anyone_without_the_providers_credentials(
+    client: Client, cast: Cast, settings: Any, samples: dict[str, str]
+) -> None:
     settings.POSTMARK_INBOUND_USER, settings.POSTMARK_INBOUND_PASSWORD = "pm", "pm-secret"
     settings.MAILGUN_SIGNING_KEY = "mg-key"
     settings.SENDGRID_INBOUND_SECRET = "sg-secret"
@@ -165,14 +221,17 @@ def test_webhooks_refuse_anyone_without_the_providers_credentials(client: Client
         if visitor is not None:
             client.force_login(visitor)
         for route in routes_in(WEBHOOK):
-            response = client.post(route.path(samples), b"x=1", content_type="application/x-www-form-urlencoded")
+            response = client.post(
+                route.path(samples), b"x=1", content_type="application/x-www-form-urlencoded"
+            )
             assert response.status_code == 401, (route.pattern, response.status_code)
             assert response.json()["detail"]
             assert client.get(route.path(samples)).status_code == 405
 
 
-def test_every_api_operation_in_the_openapi_document_needs_an_api_key(client: Client, cast: Cast,
-                                                                       samples: dict[str, str]) -> None:
+def test_every_api_operation_in_the_openapi_document_needs_an_api_key(
+    client: Client, cast: Cast, samples: dict[str, str]
+) -> None:
     document = client.get("/api/v1/openapi.json").json()
     operations = [(path, method) for path, item in document["paths"].items() for method in item]
     assert operations

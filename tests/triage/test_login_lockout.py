@@ -34,8 +34,9 @@ def sign_in(browser: Client, username: str, password: str) -> Any:
     page = browser.get("/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
     assert token is not None
-    return browser.post("/login/", {"username": username, "password": password,
-                                    "csrfmiddlewaretoken": token.group(1)})
+    return browser.post(
+        "/login/", {"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
+    )
 
 
 def signed_in(browser: Client) -> bool:
@@ -62,7 +63,8 @@ def test_the_account_opens_again_after_the_cool_off(browser: Client, lena: Any) 
     assert sign_in(browser, "lena", PASSWORD).status_code == 429
     # The cool-off is counted from the last failure: move it 16 minutes into the past.
     AccessAttempt.objects.filter(username="lena").update(
-        attempt_time=AccessAttempt.objects.get(username="lena").attempt_time - timedelta(minutes=16))
+        attempt_time=AccessAttempt.objects.get(username="lena").attempt_time - timedelta(minutes=16)
+    )
     assert sign_in(browser, "lena", PASSWORD).status_code == 302
     assert signed_in(browser)
     assert not AccessAttempt.objects.filter(username="lena").exists()
@@ -78,7 +80,9 @@ def test_a_success_resets_the_count(browser: Client, lena: Any) -> None:
     assert sign_in(browser, "lena", PASSWORD).status_code == 302
 
 
-def test_one_locked_username_does_not_lock_another(browser: Client, lena: Any, django_user_model: Any) -> None:
+def test_one_locked_username_does_not_lock_another(
+    browser: Client, lena: Any, django_user_model: Any
+) -> None:
     django_user_model.objects.create_user("omar", password=PASSWORD)
     for _ in range(5):
         sign_in(browser, "lena", WRONG)
@@ -93,8 +97,9 @@ def test_the_limits_come_from_settings(browser: Client, lena: Any, settings: Any
     assert locked.status_code == 429 and int(locked["Retry-After"]) <= 180
 
 
-def test_the_lockout_is_logged_with_the_username_and_never_the_password(browser: Client, lena: Any,
-                                                                        caplog: Any) -> None:
+def test_the_lockout_is_logged_with_the_username_and_never_the_password(
+    browser: Client, lena: Any, caplog: Any
+) -> None:
     caplog.set_level(logging.INFO)
     for _ in range(5):
         sign_in(browser, "lena", WRONG)

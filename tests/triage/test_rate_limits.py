@@ -62,14 +62,19 @@ def test_the_api_is_limited_per_key_with_a_json_429(client: Client, settings: An
     assert refused["Content-Type"].startswith("application/json")
     assert "too many requests" in refused.json()["detail"]
     assert 1 <= int(refused["Retry-After"]) <= 60
-    posted = client.post("/api/v1/tickets", {"subject": "s", "body": "b", "from_email": "a@example.com"},
-                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {busy}")
+    posted = client.post(
+        "/api/v1/tickets",
+        {"subject": "s", "body": "b", "from_email": "a@example.com"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {busy}",
+    )
     assert posted.status_code == 429 and Ticket.objects.count() == 0
     assert client.get("/api/v1/tickets", HTTP_AUTHORIZATION=f"Bearer {quiet}").status_code == 200
 
 
-def test_webhooks_are_limited_per_address_before_anything_is_checked_or_written(client: Client,
-                                                                                settings: Any) -> None:
+def test_webhooks_are_limited_per_address_before_anything_is_checked_or_written(
+    client: Client, settings: Any
+) -> None:
     settings.RATE_WEBHOOK_IP = "2/m"
     settings.POSTMARK_INBOUND_USER, settings.POSTMARK_INBOUND_PASSWORD = "pm", "pm-secret"
     body = (FIXTURES / "postmark_inbound.json").read_bytes()
@@ -77,32 +82,55 @@ def test_webhooks_are_limited_per_address_before_anything_is_checked_or_written(
     wrong = "Basic " + base64.b64encode(b"pm:guess").decode()
     right = "Basic " + base64.b64encode(b"pm:pm-secret").decode()
     for _ in range(2):  # someone guessing the credentials
-        assert client.post("/inbound/postmark/", body, content_type="application/json",
-                           HTTP_AUTHORIZATION=wrong, REMOTE_ADDR=ip).status_code == 401
-    refused = client.post("/inbound/postmark/", body, content_type="application/json",
-                          HTTP_AUTHORIZATION=right, REMOTE_ADDR=ip)
+        assert (
+            client.post(
+                "/inbound/postmark/",
+                body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=wrong,
+                REMOTE_ADDR=ip,
+            ).status_code
+            == 401
+        )
+    refused = client.post(
+        "/inbound/postmark/", body, content_type="application/json", HTTP_AUTHORIZATION=right, REMOTE_ADDR=ip
+    )
     assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
     assert "too many webhook deliveries" in refused.json()["detail"]
     assert Ticket.objects.count() == 0
-    assert client.post("/inbound/postmark/", body, content_type="application/json",
-                       HTTP_AUTHORIZATION=right, REMOTE_ADDR=address()).status_code == 200
+    assert (
+        client.post(
+            "/inbound/postmark/",
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=right,
+            REMOTE_ADDR=address(),
+        ).status_code
+        == 200
+    )
 
 
 def test_limits_set_to_zero_are_off(client: Client, settings: Any) -> None:
     settings.RATE_API_KEY = None
     key = services.api_key_create(name="bench")[1]
-    statuses = {client.get("/api/v1/tickets?limit=1", HTTP_AUTHORIZATION=f"Bearer {key}").status_code
-                for _ in range(30)}
+    statuses = {
+        client.get("/api/v1/tickets?limit=1", HTTP_AUTHORIZATION=f"Bearer {key}").status_code
+        for _ in range(30)
+    }
     assert statuses == {200}
 
 
-def test_an_unreachable_counter_store_lets_requests_through_and_says_so(client: Client, settings: Any,
-                                                                        caplog: Any, tmp_path: Path) -> None:
+def test_an_unreachable_counter_store_lets_requests_through_and_says_so(
+    client: Client, settings: Any, caplog: Any, tmp_path: Path
+) -> None:
     settings.RATE_API_KEY = "1/m"
-    settings.CACHES = {**settings.CACHES, "ratelimit": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": f"unix://{tmp_path / 'nobody-listens.sock'}",
-    }}
+    settings.CACHES = {
+        **settings.CACHES,
+        "ratelimit": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"unix://{tmp_path / 'nobody-listens.sock'}",
+        },
+    }
     key = services.api_key_create(name="k")[1]
     for _ in range(3):
         assert client.get("/api/v1/tickets", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
@@ -110,8 +138,9 @@ def test_an_unreachable_counter_store_lets_requests_through_and_says_so(client: 
 
 
 def test_the_client_address_is_read_through_the_configured_number_of_proxies(settings: Any) -> None:
-    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2",
-                                   HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7, 10.0.0.1")
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7, 10.0.0.1"
+    )
     settings.TRUSTED_PROXY_COUNT = 0
     assert throttle.client_ip(request) == "10.0.0.2"  # no proxy trusted: the header is the client's to forge
     settings.TRUSTED_PROXY_COUNT = 2
@@ -120,9 +149,16 @@ def test_the_client_address_is_read_through_the_configured_number_of_proxies(set
     assert throttle.client_ip(request) == "10.0.0.2"  # fewer hops than proxies: the header is not trusted
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("100/m", "100/m"), ("5/15m", "5/15m"), ("0", None), ("off", None), ("", "60/5m"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("100/m", "100/m"),
+        ("5/15m", "5/15m"),
+        ("0", None),
+        ("off", None),
+        ("", "60/5m"),
+    ],
+)
 def test_rates_are_read_from_the_environment(monkeypatch: Any, value: str, expected: str | None) -> None:
     from triage.settings import envrate
 

@@ -31,8 +31,11 @@ FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "email" / "provide
 POSTMARK = json.loads((FIXTURES / "postmark_inbound.json").read_text())
 BASIC = {"HTTP_AUTHORIZATION": "Basic cG06cG0tc2VjcmV0"}  # pm:pm-secret
 MAILGUN_KEY = "fuzz-signing-key"
-FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -67,12 +70,18 @@ def check(response: Any, allowed: set[int], before: tuple[int, int, int, int], m
 
 
 @FUZZ
-@given(changes=st.dictionaries(st.sampled_from(sorted(POSTMARK)), json_values, max_size=4),
-       raw=st.none() | st.binary(max_size=300))
-def test_postmark_takes_or_refuses_anything_cleanly(configured: Path, changes: dict[str, Any],
-                                                    raw: bytes | None) -> None:
-    body = raw if raw is not None else json.dumps({**POSTMARK, **changes,
-                                                   "MessageID": secrets.token_hex(8)}).encode()
+@given(
+    changes=st.dictionaries(st.sampled_from(sorted(POSTMARK)), json_values, max_size=4),
+    raw=st.none() | st.binary(max_size=300),
+)
+def test_postmark_takes_or_refuses_anything_cleanly(
+    configured: Path, changes: dict[str, Any], raw: bytes | None
+) -> None:
+    body = (
+        raw
+        if raw is not None
+        else json.dumps({**POSTMARK, **changes, "MessageID": secrets.token_hex(8)}).encode()
+    )
     before = state(configured)
     response = Client().post("/inbound/postmark/", body, content_type="application/json", **BASIC)
     check(response, {200, 403}, before, configured)
@@ -85,33 +94,79 @@ def signed(fields: dict[str, str]) -> dict[str, str]:
 
 
 mailgun_fields = st.dictionaries(
-    st.sampled_from(["from", "sender", "recipient", "subject", "body-plain", "body-html", "stripped-text",
-                     "message-headers", "Message-Id", "In-Reply-To", "attachment-count", "content-id-map",
-                     "body-mime", "attachments", "References", "Date"]),
-    st.text(max_size=200), max_size=8)
+    st.sampled_from(
+        [
+            "from",
+            "sender",
+            "recipient",
+            "subject",
+            "body-plain",
+            "body-html",
+            "stripped-text",
+            "message-headers",
+            "Message-Id",
+            "In-Reply-To",
+            "attachment-count",
+            "content-id-map",
+            "body-mime",
+            "attachments",
+            "References",
+            "Date",
+        ]
+    ),
+    st.text(max_size=200),
+    max_size=8,
+)
 
 
 @FUZZ
 @given(fields=mailgun_fields)
 def test_mailgun_takes_or_refuses_anything_cleanly(configured: Path, fields: dict[str, str]) -> None:
     before = state(configured)
-    response = Client().post("/inbound/mailgun/", urlencode(signed(fields)),
-                             content_type="application/x-www-form-urlencoded")
+    response = Client().post(
+        "/inbound/mailgun/", urlencode(signed(fields)), content_type="application/x-www-form-urlencoded"
+    )
     check(response, {200, 406}, before, configured)
 
 
 @FUZZ
-@given(parts=st.lists(st.tuples(st.sampled_from(["email", "headers", "text", "html", "from", "to", "subject",
-                                                   "charsets", "attachments", "attachment-info", "attachment1"]),
-                                 st.binary(max_size=200), st.booleans()), max_size=6),
-       boundary=st.sampled_from(["xYzZY", "b"]), declared=st.sampled_from(["xYzZY", "other", ""]))
-def test_sendgrid_takes_or_refuses_anything_cleanly(configured: Path, parts: list[tuple[str, bytes, bool]],
-                                                    boundary: str, declared: str) -> None:
+@given(
+    parts=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "email",
+                    "headers",
+                    "text",
+                    "html",
+                    "from",
+                    "to",
+                    "subject",
+                    "charsets",
+                    "attachments",
+                    "attachment-info",
+                    "attachment1",
+                ]
+            ),
+            st.binary(max_size=200),
+            st.booleans(),
+        ),
+        max_size=6,
+    ),
+    boundary=st.sampled_from(["xYzZY", "b"]),
+    declared=st.sampled_from(["xYzZY", "other", ""]),
+)
+def test_sendgrid_takes_or_refuses_anything_cleanly(
+    configured: Path, parts: list[tuple[str, bytes, bool]], boundary: str, declared: str
+) -> None:
     chunks = []
     for name, value, is_file in parts:
         filename = f'; filename="{name}.bin"' if is_file else ""
-        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n\r\n'.encode()
-                      + value + b"\r\n")
+        chunks.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n\r\n'.encode()
+            + value
+            + b"\r\n"
+        )
     body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
     before = state(configured)
     content_type = f"multipart/form-data; boundary={declared}" if declared else "multipart/form-data"
@@ -119,8 +174,9 @@ def test_sendgrid_takes_or_refuses_anything_cleanly(configured: Path, parts: lis
     check(response, {200, 400}, before, configured)
 
 
-def test_a_failure_after_the_attachments_were_written_leaves_no_file_and_no_row(configured: Path,
-                                                                                monkeypatch: Any) -> None:
+def test_a_failure_after_the_attachments_were_written_leaves_no_file_and_no_row(
+    configured: Path, monkeypatch: Any
+) -> None:
     calls = {"n": 0}
     real_save = MessageAttachment.save
 
@@ -131,10 +187,14 @@ def test_a_failure_after_the_attachments_were_written_leaves_no_file_and_no_row(
         real_save(self, *args, **kwargs)
 
     monkeypatch.setattr(MessageAttachment, "save", second_save_fails)
-    response = Client().post("/inbound/postmark/", json.dumps(POSTMARK), content_type="application/json", **BASIC)
+    response = Client().post(
+        "/inbound/postmark/", json.dumps(POSTMARK), content_type="application/json", **BASIC
+    )
     assert response.status_code == 503 and response["Retry-After"]
     assert calls["n"] == 2  # both attachments' files were written before the failure
     assert state(configured) == (0, 0, 0, 0)
     monkeypatch.setattr(MessageAttachment, "save", real_save)
-    retried = Client().post("/inbound/postmark/", json.dumps(POSTMARK), content_type="application/json", **BASIC)
+    retried = Client().post(
+        "/inbound/postmark/", json.dumps(POSTMARK), content_type="application/json", **BASIC
+    )
     assert retried.status_code == 200 and state(configured) == (1, 1, 2, 2)
