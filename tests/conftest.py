@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,10 @@ def _fresh_sla_policy() -> Iterator[None]:
     sla.policy_cache_clear()
     yield
     sla.policy_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings: Any) -> None:
+    """Each test counts requests against rate limits of its own: the Redis that holds the counters outlives
+    tests and test runs, and every test client comes from the same address."""
+    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"

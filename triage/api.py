@@ -3,21 +3,31 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Query, Schema, Status
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja import Field, NinjaAPI, Path, Query, Schema, Status
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 
-from triage import selectors, services
+from triage import selectors, services, throttle
 from triage.errors import ApplicationError
 from triage.models import ApiKey, Ticket
-from triage.schemas import ErrorOut, TicketIn, TicketOut, TicketPage
+from triage.schemas import NO_NUL, ErrorOut, TicketIn, TicketOut, TicketPage
 
 MAX_IDEMPOTENCY_KEY = 255
+MAX_ID = 2**63 - 1  # PostgreSQL's bigint: a larger id is refused as input, not sent to the database
+MAX_OFFSET = 1_000_000
+TicketId = Path[int, {"ge": 1, "le": MAX_ID}]
+# What any operation may answer before it does its work: bad input, no valid key, the key's rate limit.
+REFUSALS: dict[int, type[ErrorOut]] = {400: ErrorOut, 401: ErrorOut, 429: ErrorOut}
 
 
 class ApiKeyAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        return services.api_key_authenticate(raw=token)
+        key = services.api_key_authenticate(raw=token)
+        if key is not None:
+            wait = throttle.api_key_wait(request, key.pk)
+            if wait is not None:
+                raise Throttled(wait)
+        return key
 
 
 api = NinjaAPI(
@@ -34,13 +44,17 @@ def on_application_error(request: HttpRequest, exc: ApplicationError) -> HttpRes
     return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status)
 
 
+def _field_name(loc: Any) -> str:
+    # ninja's loc is (where, argument, *path): ("body", "payload", "subject"), ("query", "filters", "limit"),
+    # or (where, parameter) for a plain one: ("path", "ticket_id"). The client knows only the path.
+    parts = [str(p) for p in loc][1:]
+    return ".".join(parts[1:] if len(parts) > 1 else parts)
+
+
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    errors = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "payload")),
-         "message": e.get("msg", "invalid")}
-        for e in exc.errors
-    ]
+    errors = [{"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")}
+              for e in exc.errors]
     return api.create_response(request, {"detail": "invalid request", "errors": errors}, status=400)
 
 
@@ -53,9 +67,26 @@ def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
     return response
 
 
+@api.exception_handler(Throttled)
+def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    wait = exc.wait or 1
+    response = api.create_response(
+        request, {"detail": f"too many requests for this API key; retry in {wait} seconds"}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+def _refuse_unknown_query(request: HttpRequest, allowed: set[str]) -> None:
+    # A misspelt filter (?stauts=new) would otherwise be ignored and answer with every ticket.
+    unknown = sorted(set(request.GET) - allowed)
+    if unknown:
+        raise ApplicationError(f"unknown query parameter(s): {', '.join(repr(u) for u in unknown)}",
+                               extra={"allowed": sorted(allowed)})
 
 
 def _ticket_out(ticket: Ticket) -> dict[str, Any]:
@@ -106,12 +137,13 @@ def _summary(ticket: Ticket) -> dict[str, Any]:
 
 @api.post(
     "/tickets",
-    response={200: TicketOut, 201: TicketOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut},
+    response={200: TicketOut, 201: TicketOut, 422: ErrorOut, **REFUSALS},
     summary="Create a ticket and queue its triage",
     description="Send an `Idempotency-Key` header to make retries safe: the same key and body return the "
     "original ticket (200); the same key with a different body is refused (422).",
 )
 def create_ticket(request: HttpRequest, payload: TicketIn) -> Status:
+    _refuse_unknown_query(request, set())
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key.strip()) <= MAX_IDEMPOTENCY_KEY:
         raise ApplicationError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
@@ -128,8 +160,10 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> Status:
     return Status(200, _ticket_out(detail))
 
 
-@api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: ErrorOut}, summary="A ticket with its triage")
-def get_ticket(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
+@api.get("/tickets/{ticket_id}", response={200: TicketOut, 404: ErrorOut, **REFUSALS},
+         summary="A ticket with its triage")
+def get_ticket(request: HttpRequest, ticket_id: TicketId) -> dict[str, Any]:
+    _refuse_unknown_query(request, set())
     ticket = selectors.ticket_detail(ticket_id=ticket_id)
     if ticket is None:
         raise ApplicationError("ticket not found", status=404)
@@ -138,20 +172,17 @@ def get_ticket(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
 
 class TicketFilters(Schema):
     status: Ticket.Status | None = None
-    intent: str | None = None
-    urgency: str | None = None
-    lane: str | None = None
-    search: str | None = None
-    limit: int = 50
-    offset: int = 0
+    intent: str | None = Field(None, max_length=100, pattern=NO_NUL)
+    urgency: str | None = Field(None, max_length=20, pattern=NO_NUL)
+    lane: str | None = Field(None, max_length=20, pattern=NO_NUL)
+    search: str | None = Field(None, max_length=500, pattern=NO_NUL)
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
-@api.get("/tickets", response={200: TicketPage, 400: ErrorOut}, summary="List tickets, newest first")
+@api.get("/tickets", response={200: TicketPage, **REFUSALS}, summary="List tickets, newest first")
 def list_tickets(request: HttpRequest, filters: Query[TicketFilters]) -> dict[str, Any]:
-    if not 1 <= filters.limit <= 200:
-        raise ApplicationError("limit must be between 1 and 200")
-    if filters.offset < 0:
-        raise ApplicationError("offset must not be negative")
+    _refuse_unknown_query(request, set(TicketFilters.model_fields))
     qs = selectors.ticket_list(
         status=filters.status, intent=filters.intent, urgency=filters.urgency, lane=filters.lane,
         search=filters.search,

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import psycopg
 
@@ -44,6 +45,20 @@ def default_redis_url() -> str:
 
 def default_redis_client_url() -> str:
     return f"unix://{redis_dir() / 'redis.sock'}"
+
+
+def redis_client_url(url: str) -> str:
+    """Turn kombu's redis+socket:///path?virtual_host=N (what REDIS_URL holds for Celery) into redis-py's
+    unix:///path?db=N; other redis:// and rediss:// URLs pass through."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis+socket", "socket"}:
+        return url
+    query = parse_qs(parts.query)
+    if "virtual_host" in query and "db" not in query:
+        query["db"] = query.pop("virtual_host")
+    # Built by hand: urlunsplit drops the "//" of an empty authority, and redis-py wants unix:///path.
+    encoded = urlencode(query, doseq=True)
+    return f"unix://{parts.netloc}{parts.path}" + (f"?{encoded}" if encoded else "")
 
 
 @dataclass

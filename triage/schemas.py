@@ -9,20 +9,52 @@ from django.core.validators import validate_email
 from ninja import Field, Schema
 from pydantic import field_validator
 
+# Text fields: PostgreSQL cannot store NUL characters, and a subject or body of only spaces says nothing. The
+# patterns put both rules in the OpenAPI document; the validators give the message.
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# An address as Django's validator accepts it, stated for the document; the validator is what decides.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^[A-Za-z0-9._%+-]+@{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,63}}$"
+
+
+def _replace_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_replace_nul(k): _replace_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_nul(v) for v in value]
+    return value
+
 
 class TicketIn(Schema):
-    subject: str = Field(..., min_length=1, max_length=500)
-    body: str = Field(..., min_length=1, max_length=100_000)
-    from_email: str = Field(..., max_length=320)
-    from_name: str = Field("", max_length=200)
-    external_id: str = Field("", max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    subject: str = Field(..., min_length=1, max_length=500, json_schema_extra={"pattern": NOT_BLANK})
+    body: str = Field(..., min_length=1, max_length=100_000, json_schema_extra={"pattern": NOT_BLANK})
+    from_email: str = Field(
+        ..., max_length=254, json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}
+    )
+    # null is taken as "" and {} (clients that send every field, set or not).
+    from_name: str | None = Field("", max_length=200, pattern=NO_NUL)
+    external_id: str | None = Field("", max_length=200, pattern=NO_NUL)
+    metadata: dict[str, Any] | None = Field(
+        default_factory=dict,
+        description="Any JSON object, kept with the ticket. NUL characters in it are stored as U+FFFD, "
+        "because PostgreSQL cannot store them.",
+    )
 
     @field_validator("subject", "body")
     @classmethod
     def not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("subject", "body", "from_name", "external_id", "from_email")
+    @classmethod
+    def no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
         return value
 
     @field_validator("from_email")
@@ -43,13 +75,14 @@ class TicketIn(Schema):
     @field_validator("metadata", mode="before")
     @classmethod
     def none_is_empty_dict(cls, value: Any) -> Any:
-        return {} if value is None else value
+        return {} if value is None else _replace_nul(value)
 
 
 class ErrorOut(Schema):
     detail: str
     errors: list[dict[str, Any]] | None = None
     ticket_id: int | None = None
+    allowed: list[str] | None = None
 
 
 class TriageOut(Schema):

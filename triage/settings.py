@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -48,12 +50,35 @@ def envfloat(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
 
 
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
+
+
+def envrate(name: str, default: str) -> str | None:
+    """A rate limit such as "100/m" or "5/15m" (count per s, m, h or d, optionally a multiple of it);
+    "0" or "off" turns the limit off (None)."""
+    value = (envstr(name).strip() or default).lower()
+    if value in {"0", "off"}:
+        return None
+    if re.fullmatch(r"[1-9]\d*/([1-9]\d*)?[smhd]", value) is None:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 100/m or 5/15m, or 0 (off), not {value!r}")
+    return value
+
+
 DEBUG = envbool("TIERDESK_DEBUG", False)
+DATABASE_URL = envstr("DATABASE_URL") or devservices.default_database_url()
+# The secret key comes from the environment. Only a laptop running on the embedded PostgreSQL (`./run`, the
+# tests, the benchmarks) or a DEBUG process may fall back to a per-checkout key kept in the state directory;
+# anything else refuses to start without SECRET_KEY, so a deployment can never sign sessions with a key
+# that is not its own.
 SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and envbool("TIERDESK_REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set in production")
-    # A per-checkout development key, kept in the state directory rather than the repository.
+    _embedded = DATABASE_URL == devservices.default_database_url()
+    if not (DEBUG or _embedded) or envbool("TIERDESK_REQUIRE_SECRET_KEY", False):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set in the environment "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
     _key_file = devservices.state_dir() / "secret_key"
     if _key_file.exists():
         SECRET_KEY = _key_file.read_text().strip()
@@ -65,8 +90,8 @@ if not SECRET_KEY:
         _key_file.write_text(SECRET_KEY)
         _key_file.chmod(0o600)
 
-ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o]
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = envstr("SITE_URL", f"http://127.0.0.1:{envint('PORT', 8000)}")
 
 INSTALLED_APPS = [
@@ -79,6 +104,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_htmx",
     "template_partials",
+    "axes",
     "kb",
     "triage",
 ]
@@ -88,11 +114,14 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "triage.middleware.api_errors_as_json",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as axes asks: it turns a lockout raised during authentication into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "triage.urls"
@@ -114,7 +143,6 @@ TEMPLATES = [
     }
 ]
 
-DATABASE_URL = envstr("DATABASE_URL") or devservices.default_database_url()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))}
 # A worker started by the test suite must see the test database Django created.
 if envstr("TIERDESK_DB_NAME"):
@@ -146,9 +174,78 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# --- HTTPS and the browser ------------------------------------------------------------------------
+# TIERDESK_HTTPS=true is the one switch for a deployment served over HTTPS: secure cookies, HSTS and the
+# redirect from http follow it, and each can still be set on its own. Behind a proxy that terminates TLS,
+# TIERDESK_PROXY_SSL_HEADER names the header it sets (e.g. "X-Forwarded-Proto=https"), so the redirect
+# does not loop; a proxy that redirects by itself can have SECURE_SSL_REDIRECT=false.
+HTTPS = envbool("TIERDESK_HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", HTTPS)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+# Preload is a promise to the browsers' list (hstspreload.org), so it is never on unless asked for.
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+_proxy_header = envstr("TIERDESK_PROXY_SSL_HEADER")
+if _proxy_header:
+    _name, _eq, _value = _proxy_header.partition("=")
+    if not (_eq and _name.strip() and _value.strip()):
+        raise ImproperlyConfigured(f"TIERDESK_PROXY_SSL_HEADER must be Name=value, not {_proxy_header!r}")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip())
+# Healthchecks from a load balancer arrive over plain HTTP on the internal network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Abuse: rate limits and login lockout ------------------------------------------------------------
+# Fixed-window counters in Redis (django-ratelimit over Django's RedisCache), shared by every web worker.
+# Each rate is "count/period" (s, m, h, d, optionally a multiple: 5/15m); 0 turns a limit off.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": devservices.redis_client_url(REDIS_URL),
+        "KEY_PREFIX": "tierdesk",
+        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+    },
+}
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_CACHE_PREFIX = "rl:"
+RATE_LOGIN_IP = envrate("TIERDESK_RATE_LOGIN_IP", "60/5m")
+RATE_LOGIN_USERNAME = envrate("TIERDESK_RATE_LOGIN_USERNAME", "20/5m")
+# bench/intake.py sends a few hundred requests a second from one key and one address (226 API and 102
+# webhook requests a second on 2 cores); the defaults stay well above that, as guards against a runaway
+# client or a flood, and a deployment that knows its traffic sets them lower.
+RATE_API_KEY = envrate("TIERDESK_RATE_API_KEY", "100000/m")
+RATE_WEBHOOK_IP = envrate("TIERDESK_RATE_WEBHOOK_IP", "30000/m")
+# How many proxies in front of the app append to X-Forwarded-For; 0 means the peer address is the client.
+TRUSTED_PROXY_COUNT = envint("TIERDESK_TRUSTED_PROXIES", 0)
+RATELIMIT_IP_META_KEY = "triage.throttle.client_ip"
+
+# Lockout (django-axes, counted in the database): after AXES_FAILURE_LIMIT failed sign-ins for one username
+# within the cool-off, that username is refused, right password or not, until the cool-off has passed since
+# its last failure. A successful sign-in resets the count.
+AXES_ENABLED = envbool("TIERDESK_LOCKOUT", True)
+AXES_FAILURE_LIMIT = envint("TIERDESK_LOCKOUT_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envfloat("TIERDESK_LOCKOUT_MINUTES", 15.0))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks for locking by address too. Addresses are limited by TIERDESK_RATE_LOGIN_IP instead: a
+# lockout per address would shut a whole office behind one NAT out after five typos.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+# An attempt refused during the lockout does not restart it: the cool-off ends when the page says it does.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "triage.views_auth.locked_out"
+AXES_CLIENT_IP_CALLABLE = "triage.throttle.axes_client_ip"
+# The password is never logged by axes; the username and address are, so the security log can be read.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AUTHENTICATION_BACKENDS = [
+    "triage.views_auth.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 # --- Outbound email -------------------------------------------------------------------------
 # With no SMTP host configured, replies are written as .eml files under the state directory, so a
@@ -265,11 +362,17 @@ KB_IMPORT_MAX_FILE_BYTES = envint("TIERDESK_KB_IMPORT_MAX_FILE_BYTES", 5 * 2**20
 KB_IMPORT_MAX_TOTAL_BYTES = envint("TIERDESK_KB_IMPORT_MAX_TOTAL_BYTES", 50 * 2**20)
 KB_IMPORT_MAX_UPLOAD_BYTES = envint("TIERDESK_KB_IMPORT_MAX_UPLOAD_BYTES", 20 * 2**20)
 
+# Every record leaving a handler has customers' email addresses, phone numbers and card numbers redacted
+# (triage/log_filters.py), whichever code logged it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_pii": {"()": "triage.log_filters.RedactPii"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_pii"]},
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "openai": {"level": "WARNING"}},
+    # axes.apps announces its version at every start, in every management command.
+    "loggers": {"httpx": {"level": "WARNING"}, "openai": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }

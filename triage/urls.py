@@ -4,7 +4,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from triage import views, views_admin, views_dashboard, views_evals, views_kb_index, views_queue, views_team
+from triage import (
+    views,
+    views_admin,
+    views_auth,
+    views_dashboard,
+    views_evals,
+    views_kb_index,
+    views_queue,
+    views_team,
+)
 from triage.api import api
 from triage.intake import views as inbound
 
@@ -48,7 +57,7 @@ urlpatterns = [
     path("inbound/mailgun/mime", inbound.mailgun, name="inbound_mailgun_mime"),
     path("inbound/sendgrid/", inbound.sendgrid, name="inbound_sendgrid"),
     path("inbound/sendgrid/<str:secret>/", inbound.sendgrid, name="inbound_sendgrid_secret"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views_auth.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views_evals.metrics, name="metrics"),

@@ -52,7 +52,7 @@ def _find_ticket(email: InboundEmail) -> Ticket | None:
     return None
 
 
-def _store_attachments(message: Message, email: InboundEmail) -> None:
+def _store_attachments(message: Message, email: InboundEmail, written: list[str]) -> None:
     for attachment in email.attachments:
         name = attachment.filename or "attachment"
         stored = MessageAttachment(
@@ -62,7 +62,20 @@ def _store_attachments(message: Message, email: InboundEmail) -> None:
         # A random prefix: customers' file names are not trusted as paths or as unique keys.
         stored.file.save(f"{uuid.uuid4().hex}-{re.sub(r'[^A-Za-z0-9._-]', '_', name)[-100:]}",
                          ContentFile(attachment.content), save=False)
+        written.append(stored.file.name)
         stored.save()
+
+
+def _discard(written: list[str]) -> None:
+    # Files are written before the rows that name them commit; when the transaction rolls back they would
+    # be left behind with nothing pointing at them.
+    from django.core.files.storage import default_storage
+
+    for name in written:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("could not remove the stored attachment %s of a message that was not kept", name)
 
 
 def _message(ticket: Ticket, email: InboundEmail, provider: str, event_id: str) -> Message:
@@ -97,13 +110,14 @@ def email_ingest(email: InboundEmail, *, provider: str, event_id: str = "") -> I
     existing = Message.objects.filter(message_id=email.message_id).select_related("ticket").first()
     if existing is not None:
         return IngestResult(existing.ticket, existing, "duplicate")
+    written: list[str] = []
     try:
         with transaction.atomic():
             ticket = _find_ticket(email)
             if ticket is not None:
                 ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
                 message = _message(ticket, email, provider, event_id)
-                _store_attachments(message, email)
+                _store_attachments(message, email, written)
                 if email.auto_submitted or ticket.status not in REOPEN_FROM:
                     # An out-of-office answer to our reply, or a reply while triage is running, is kept
                     # in the thread but does not start another triage.
@@ -122,11 +136,14 @@ def email_ingest(email: InboundEmail, *, provider: str, event_id: str = "") -> I
                 status=Ticket.Status.IGNORED if email.auto_submitted else Ticket.Status.NEW,
             )
             message = _message(ticket, email, provider, event_id)
-            _store_attachments(message, email)
+            _store_attachments(message, email, written)
             if not email.auto_submitted:
                 enqueue("classify_ticket", ticket.pk)
             return IngestResult(ticket, message, "created")
-    except IntegrityError:
+    except BaseException as exc:
+        _discard(written)
+        if not isinstance(exc, IntegrityError):
+            raise
         # A concurrent delivery of the same message won; answer as it did.
         existing = Message.objects.filter(message_id=email.message_id).select_related("ticket").first()
         if existing is None and event_id:

@@ -34,10 +34,11 @@ from email import policy
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesHeaderParser, BytesParser
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 import redis
 
+from triage.devservices import redis_client_url
 from triage.intake.mime import decode_bytes, from_parts, parse_mime
 from triage.intake.types import Attachment, InboundEmail, InboundError
 
@@ -173,20 +174,6 @@ def mailgun_verify(
     # clocks may disagree by a little.
     if seen(token, 2 * max_age):
         raise InboundAuthError("Mailgun token was already used (a replayed request)")
-
-
-def redis_client_url(url: str) -> str:
-    """Turn kombu's redis+socket:///path?virtual_host=N (what REDIS_URL holds for Celery) into redis-py's
-    unix:///path?db=N; other redis:// and rediss:// URLs pass through."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"redis+socket", "socket"}:
-        return url
-    query = parse_qs(parts.query)
-    if "virtual_host" in query and "db" not in query:
-        query["db"] = query.pop("virtual_host")
-    # Built by hand: urlunsplit drops the "//" of an empty authority, and redis-py wants unix:///path.
-    encoded = urlencode(query, doseq=True)
-    return f"unix://{parts.netloc}{parts.path}" + (f"?{encoded}" if encoded else "")
 
 
 @functools.lru_cache(maxsize=8)
@@ -390,6 +377,13 @@ def _postmark_address(full: object) -> str:
     return f'"{quoted}" <{address}>'
 
 
+def _postmark_list(payload: dict[str, Any], name: str) -> list[Any]:
+    value = payload.get(name) or []
+    if not isinstance(value, list):
+        raise InboundError(f"Postmark {name} is not a list of {{Email, Name}} objects")
+    return value
+
+
 def postmark_parse(
     body: bytes, *, max_attachment_bytes: int = MAX_ATTACHMENT_BYTES, max_attachments: int = MAX_ATTACHMENTS,
 ) -> tuple[InboundEmail, str]:
@@ -441,8 +435,8 @@ def postmark_parse(
 
     html = str(payload.get("HtmlBody") or "")
     attachments, dropped = _attachments(items, max_bytes=max_attachment_bytes, max_count=max_attachments, html=html)
-    to = [a for a in map(_postmark_address, payload.get("ToFull") or []) if a]
-    cc = [a for a in map(_postmark_address, payload.get("CcFull") or []) if a]
+    to = [a for a in map(_postmark_address, _postmark_list(payload, "ToFull")) if a]
+    cc = [a for a in map(_postmark_address, _postmark_list(payload, "CcFull")) if a]
     email = from_parts(
         message_id=_header(headers, "Message-ID"),
         in_reply_to=_header(headers, "In-Reply-To"),

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from triage.intake import providers
 from triage.intake.ingest import email_ingest
 from triage.intake.types import InboundEmail, InboundError
+from triage.throttle import webhook_limited
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 60
@@ -63,6 +64,7 @@ def _not_configured(provider: str) -> HttpResponse:
 
 
 @csrf_exempt
+@webhook_limited
 @require_POST
 def postmark(request: HttpRequest) -> HttpResponse:
     if not (settings.POSTMARK_INBOUND_USER and settings.POSTMARK_INBOUND_PASSWORD):
@@ -78,6 +80,7 @@ def postmark(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
+@webhook_limited
 @require_POST
 def mailgun(request: HttpRequest) -> HttpResponse:
     if not settings.MAILGUN_SIGNING_KEY:
@@ -108,6 +111,7 @@ def mailgun(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
+@webhook_limited
 @require_POST
 def sendgrid(request: HttpRequest, secret: str | None = None) -> HttpResponse:
     if not (settings.SENDGRID_INBOUND_SECRET or settings.SENDGRID_INBOUND_PASSWORD):
