@@ -49,7 +49,9 @@ def test_business_days_across_a_daylight_saving_change_keep_local_hours() -> Non
 def test_states_from_ok_to_breached_and_met_or_missed() -> None:
     created = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
     due = created + dt.timedelta(hours=1)
-    at = lambda minutes: created + dt.timedelta(minutes=minutes)  # noqa: E731
+    def at(minutes: int) -> dt.datetime:
+        return created + dt.timedelta(minutes=minutes)
+
     assert sla.state(due=due, created=created, answered=None, warn_percent=25, now=at(30)) == "ok"
     assert sla.state(due=due, created=created, answered=None, warn_percent=25, now=at(46)) == "warn"
     assert sla.state(due=due, created=created, answered=None, warn_percent=25, now=at(61)) == "breached"
