@@ -119,7 +119,7 @@ class QueuePage:
     now: datetime
 
 
-def queue_filters_validate(raw: dict[str, str], *, user: Any) -> QueueFilters:
+def queue_filters_validate(raw: Any) -> QueueFilters:
     """Filters from the query string; an unknown value is a clear error, never an empty queue."""
     values = {k: (raw.get(k) or "").strip() for k in QueueFilters.__dataclass_fields__}
     if "status" not in raw:

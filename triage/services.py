@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
 
+from triage.access import is_agent
 from triage.controls import audit
 from triage.errors import ApplicationError
 from triage.llm.local import LocalIntentModel
@@ -259,18 +260,18 @@ def ticket_lock_for_change(*, ticket_id: int, expected_revision: int | None, bum
 
 def ticket_assign(*, ticket_id: int, assignee: Any | None, actor: Any, expected_revision: int | None = None) -> Ticket:
     """Give the ticket to an agent (or to nobody). Only agents and admins can hold tickets."""
-    from triage.access import is_agent
-
     if assignee is not None and (not assignee.is_active or not is_agent(assignee)):
         raise ApplicationError(f"{assignee.get_username()} is not an active agent")
     with transaction.atomic():
-        ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
+        ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision, bump=False)
+        if ticket.assignee_id == (assignee.pk if assignee is not None else None):
+            return ticket  # already theirs: nothing changes, so no other agent's open form goes stale
         before = ticket.assignee.get_username() if ticket.assignee_id else None
         after = assignee.get_username() if assignee is not None else None
-        if ticket.assignee_id == (assignee.pk if assignee is not None else None):
-            return ticket
         ticket.assignee = assignee
-        Ticket.objects.filter(pk=ticket_id).update(assignee=assignee)
+        ticket.revision += 1
+        Ticket.objects.filter(pk=ticket_id).update(assignee=assignee, revision=F("revision") + 1,
+                                                   updated_at=timezone.now())
         audit(actor=actor, action="ticket.assign", obj=ticket, before={"assignee": before}, after={"assignee": after})
     return ticket
 
@@ -345,17 +346,21 @@ def _thread_headers(ticket: Ticket) -> tuple[str, list[str]]:
     return latest.message_id, [*latest.references, latest.message_id][-20:]
 
 
+def _pending_draft_for_update(*, ticket_id: int, draft_id: int) -> Draft:
+    """The draft an agent decides on, locked; refused unless it is this ticket's and still pending."""
+    draft = Draft.objects.select_for_update().select_related("ticket").filter(pk=draft_id, ticket_id=ticket_id).first()
+    if draft is None:
+        raise ApplicationError("no such draft on this ticket", status=404)
+    if draft.status != Draft.Status.PENDING:
+        raise ApplicationError(f"this draft was already {draft.status}", status=409)
+    return draft
+
+
 def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, final_text: str | None,
                   expected_revision: int | None = None) -> ReviewAction:
     with transaction.atomic():
         ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
-        draft = Draft.objects.select_for_update().select_related("ticket").filter(
-            pk=draft_id, ticket_id=ticket_id
-        ).first()
-        if draft is None:
-            raise ApplicationError("no such draft on this ticket", status=404)
-        if draft.status != Draft.Status.PENDING:
-            raise ApplicationError(f"this draft was already {draft.status}", status=409)
+        draft = _pending_draft_for_update(ticket_id=ticket_id, draft_id=draft_id)
         text = draft.body if final_text is None else final_text.strip()
         if not text:
             raise ApplicationError("the reply is empty")
@@ -392,11 +397,7 @@ def draft_reject(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, reaso
         raise ApplicationError("say why the draft is rejected")
     with transaction.atomic():
         ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
-        draft = Draft.objects.select_for_update().filter(pk=draft_id, ticket_id=ticket_id).first()
-        if draft is None:
-            raise ApplicationError("no such draft on this ticket", status=404)
-        if draft.status != Draft.Status.PENDING:
-            raise ApplicationError(f"this draft was already {draft.status}", status=409)
+        draft = _pending_draft_for_update(ticket_id=ticket_id, draft_id=draft_id)
         review = ReviewAction.objects.create(
             ticket_id=ticket_id, draft=draft, user=user, action=ReviewAction.Action.REJECT,
             drafted_text=draft.body, reason=reason[:500],
@@ -432,11 +433,7 @@ def draft_regenerate(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, i
     text = _request_text(instruction, what="an instruction", empty="say what the new draft should do differently")
     with transaction.atomic():
         ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
-        draft = Draft.objects.select_for_update().filter(pk=draft_id, ticket_id=ticket_id).first()
-        if draft is None:
-            raise ApplicationError("no such draft on this ticket", status=404)
-        if draft.status != Draft.Status.PENDING:
-            raise ApplicationError(f"this draft was already {draft.status}", status=409)
+        draft = _pending_draft_for_update(ticket_id=ticket_id, draft_id=draft_id)
         review = ReviewAction.objects.create(
             ticket_id=ticket_id, draft=draft, user=user, action=ReviewAction.Action.REGENERATE,
             drafted_text=draft.body, reason=text,

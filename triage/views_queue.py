@@ -42,7 +42,7 @@ def _rows(page: selectors.QueuePage) -> list[QueueRow]:
 def _queue_context(request: HttpRequest, params: Any) -> tuple[dict[str, Any], int]:
     status = 200
     try:
-        filters = selectors.queue_filters_validate(params, user=request.user)
+        filters = selectors.queue_filters_validate(params)
         page = selectors.queue_page(filters=filters, user=request.user, after=params.get("after") or None,
                                     before=params.get("before") or None, size=PAGE_SIZE)
         error = ""

@@ -50,7 +50,7 @@ def _drafted(subject: str, **fields: Any) -> Ticket:
 
 
 def _page(user: User, **filters: str) -> list[str]:
-    page = selectors.queue_page(filters=selectors.queue_filters_validate(filters, user=user), user=user)
+    page = selectors.queue_page(filters=selectors.queue_filters_validate(filters), user=user)
     return [t.subject for t in page.tickets]
 
 
