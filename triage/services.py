@@ -83,13 +83,13 @@ def enqueue(task_name: str, *args: Any) -> None:
     transaction.on_commit(send)
 
 
-# A send still claimed after this long lost its worker (killed mid-send). It is sent again with the same
-# Message-ID: if the first attempt did reach the SMTP server, receiving systems and threading treat the
+# A send still claimed after SEND_CLAIM_EXPIRES_S lost its worker (killed mid-send). It is sent again with the
+# same Message-ID: if the first attempt did reach the SMTP server, receiving systems and threading treat the
 # second as the same message, which is as close to exactly once as SMTP allows.
-SEND_CLAIM_EXPIRES = timedelta(minutes=10)
+def _send_claim_expires() -> timedelta:
+    return timedelta(seconds=settings.SEND_CLAIM_EXPIRES_S)
 
-# A step that has not moved for this long is presumed lost (worker killed, broker restarted).
-STALLED_AFTER = timedelta(minutes=2)
+
 _STEP_TASKS = {
     Ticket.Status.NEW: "classify_ticket",
     Ticket.Status.CLASSIFYING: "classify_ticket",
@@ -98,9 +98,10 @@ _STEP_TASKS = {
 }
 
 
-def stalled_work_requeue(*, older_than: timedelta = STALLED_AFTER, limit: int = 500) -> int:
-    """Re-queue pipeline steps and outbox rows that have not moved; every step is safe to run twice."""
-    cutoff = timezone.now() - older_than
+def stalled_work_requeue(*, older_than: timedelta | None = None, limit: int = 500) -> int:
+    """Re-queue pipeline steps and outbox rows that have not moved for STALLED_AFTER_S (worker killed, broker
+    restarted); every step is safe to run twice."""
+    cutoff = timezone.now() - (older_than or timedelta(seconds=settings.STALLED_AFTER_S))
     count = 0
     stalled = Ticket.objects.filter(status__in=list(_STEP_TASKS), updated_at__lt=cutoff).values_list("pk", "status")
     for ticket_id, status in stalled[:limit]:
@@ -109,7 +110,7 @@ def stalled_work_requeue(*, older_than: timedelta = STALLED_AFTER, limit: int = 
         count += 1
     queued = OutboundEmail.objects.filter(
         Q(status=OutboundEmail.Status.QUEUED, created_at__lt=cutoff)
-        | Q(status=OutboundEmail.Status.SENDING, claimed_at__lt=timezone.now() - SEND_CLAIM_EXPIRES)
+        | Q(status=OutboundEmail.Status.SENDING, claimed_at__lt=timezone.now() - _send_claim_expires())
     )
     for outbound_id in queued.values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
@@ -504,7 +505,7 @@ def outbound_send(*, outbound_id: int) -> bool:
     # Claimable: queued, failed, or a send whose worker died mid-send (claimed long ago, never finished).
     claimed = OutboundEmail.objects.filter(
         Q(status__in=[OutboundEmail.Status.QUEUED, OutboundEmail.Status.FAILED])
-        | Q(status=OutboundEmail.Status.SENDING, claimed_at__lt=now - SEND_CLAIM_EXPIRES),
+        | Q(status=OutboundEmail.Status.SENDING, claimed_at__lt=now - _send_claim_expires()),
         pk=outbound_id,
     ).update(status=OutboundEmail.Status.SENDING, attempts=F("attempts") + 1, claimed_at=now)
     if claimed != 1:

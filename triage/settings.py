@@ -115,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "triage.middleware.api_errors_as_json",
+    "triage.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -290,6 +291,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILI
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must not hang a web request while the broker is down; the sweeper covers the gap.
 CELERY_BROKER_CONNECTION_TIMEOUT = envfloat("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+# A pipeline step that has not moved for this long is presumed lost (killed worker, broker restart) and is
+# queued again by the sweeper; a reply whose send was claimed this long ago without finishing is sent again.
+STALLED_AFTER_S = envint("TIERDESK_STALLED_AFTER_S", 120)
+SEND_CLAIM_EXPIRES_S = envint("TIERDESK_SEND_CLAIM_EXPIRES_S", 600)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-work": {"task": "triage.requeue_stalled_work", "schedule": envfloat("TIERDESK_SWEEP_SECONDS", 60.0)},
 }
