@@ -323,6 +323,11 @@ class Ticket(models.Model):
     first_response_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every agent-facing change, so a form opened before another agent's change is refused, not applied.
     revision = models.PositiveIntegerField(default=1)
+    # The pipeline step at work on this ticket: the task that claimed it and when. Another delivery of the step
+    # (the sweeper's re-queue, the broker's redelivery) leaves a live claim alone, so a model is not asked
+    # twice; the same task redelivered after its worker died, or any after STALLED_AFTER_S, takes over.
+    step_claim = models.CharField(max_length=64, blank=True)
+    step_claimed_at = models.DateTimeField(null=True, blank=True)
     # A default rather than auto_now_add: the SLA due time is computed from it before the row is saved.
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

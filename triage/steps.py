@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import difflib
 import logging
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 from decimal import Decimal
 from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from kb.selectors import kb_search
@@ -86,9 +90,43 @@ def _local_model() -> Any:
     return local_model_active()
 
 
+# --- Claims -------------------------------------------------------------------------------------
+
+def _step_claim(ticket_id: int, statuses: Iterable[str], token: str) -> bool:
+    """Claim the ticket for this delivery of a step. False while another delivery holds a live claim: the
+    step is already being worked on, and asking a model again would only cost money. The same token (the
+    task redelivered after its worker was killed) or a claim older than STALLED_AFTER_S takes over."""
+    now = timezone.now()
+    expired = now - timedelta(seconds=settings.STALLED_AFTER_S)
+    # updated_at moves too: the sweeper measures a stall from the moment a step started.
+    return Ticket.objects.filter(pk=ticket_id, status__in=list(statuses)).filter(
+        Q(step_claimed_at__isnull=True) | Q(step_claimed_at__lt=expired) | Q(step_claim=token)
+    ).update(step_claim=token, step_claimed_at=now, updated_at=now) == 1
+
+
+def _claimed(ticket_id: int, statuses: Iterable[str], token: str, step: Callable[[int], None]) -> None:
+    token = token or uuid.uuid4().hex
+    if not _step_claim(ticket_id, statuses, token):
+        return
+    try:
+        step(ticket_id)
+    finally:
+        # A step that stored its result cleared the claim in the same transaction; this covers the rest.
+        Ticket.objects.filter(pk=ticket_id, step_claim=token).update(step_claim="", step_claimed_at=None)
+
+
+def _unclaim(ticket: Ticket) -> None:
+    ticket.step_claim, ticket.step_claimed_at = "", None
+
+
 # --- Classify -----------------------------------------------------------------------------------
 
-def ticket_classify(*, ticket_id: int) -> None:
+def ticket_classify(*, ticket_id: int, token: str = "") -> None:
+    """Classify a new ticket. `token` names this delivery (the Celery task id); see _step_claim."""
+    _claimed(ticket_id, IN_FLIGHT, token, _classify)
+
+
+def _classify(ticket_id: int) -> None:
     from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
@@ -126,6 +164,7 @@ def ticket_classify(*, ticket_id: int) -> None:
             for config in controls.shadow_configs_for(step="classify", ticket_id=ticket_id):
                 enqueue("shadow_ticket", ticket_id, config.pk)
         locked.status = Ticket.Status.ROUTING
+        _unclaim(locked)
         locked.save()
         enqueue("route_ticket", ticket_id)
 
@@ -194,7 +233,11 @@ def _route_decision(ticket: Ticket, run: TriageRun | None, decision: routing.Dec
     )
 
 
-def ticket_route(*, ticket_id: int) -> None:
+def ticket_route(*, ticket_id: int, token: str = "") -> None:
+    _claimed(ticket_id, [Ticket.Status.ROUTING], token, _route)
+
+
+def _route(ticket_id: int) -> None:
     from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
@@ -217,6 +260,7 @@ def ticket_route(*, ticket_id: int) -> None:
         else:
             locked.status = Ticket.Status.DRAFTING
             enqueue("draft_ticket", ticket_id)
+        _unclaim(locked)
         locked.save()
 
 
@@ -298,7 +342,11 @@ def _redraft_decision(ticket: Ticket, previous: RouteDecision | None, request: R
     return _route_decision(ticket, run, decision, contract_row, switches, retrieved)
 
 
-def ticket_draft(*, ticket_id: int) -> None:
+def ticket_draft(*, ticket_id: int, token: str = "") -> None:
+    _claimed(ticket_id, [Ticket.Status.DRAFTING], token, _draft)
+
+
+def _draft(ticket_id: int) -> None:
     from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
@@ -421,6 +469,7 @@ def ticket_draft(*, ticket_id: int) -> None:
             locked.human_review_required = True
         if request is not None and decision.lane == "large":
             locked.high_risk = True
+        _unclaim(locked)
         locked.save()
 
 

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from triage import services, steps
 
 PIPELINE = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(name="triage.classify_ticket", **PIPELINE)
-def classify_ticket(ticket_id: int) -> None:
-    steps.ticket_classify(ticket_id=ticket_id)
+# The task id names the delivery: a redelivery of the same message may take over its step at once, a second
+# message for the same step (the sweeper's) waits for the first to finish or go stale.
+@shared_task(name="triage.classify_ticket", bind=True, **PIPELINE)
+def classify_ticket(self: Task, ticket_id: int) -> None:
+    steps.ticket_classify(ticket_id=ticket_id, token=self.request.id or "")
 
 
-@shared_task(name="triage.route_ticket", **PIPELINE)
-def route_ticket(ticket_id: int) -> None:
-    steps.ticket_route(ticket_id=ticket_id)
+@shared_task(name="triage.route_ticket", bind=True, **PIPELINE)
+def route_ticket(self: Task, ticket_id: int) -> None:
+    steps.ticket_route(ticket_id=ticket_id, token=self.request.id or "")
 
 
-@shared_task(name="triage.draft_ticket", **PIPELINE)
-def draft_ticket(ticket_id: int) -> None:
-    steps.ticket_draft(ticket_id=ticket_id)
+@shared_task(name="triage.draft_ticket", bind=True, **PIPELINE)
+def draft_ticket(self: Task, ticket_id: int) -> None:
+    steps.ticket_draft(ticket_id=ticket_id, token=self.request.id or "")
 
 
 @shared_task(name="triage.shadow_ticket", **PIPELINE)

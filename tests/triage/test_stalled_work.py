@@ -59,3 +59,63 @@ def test_a_task_for_a_ticket_that_no_longer_exists_does_nothing() -> None:
     steps.ticket_route(ticket_id=987654)
     steps.ticket_draft(ticket_id=987654)
     assert not Ticket.objects.exists()
+
+
+@pytest.fixture
+def new_ticket() -> Ticket:
+    from triage import learning
+
+    data.load_taxonomy(per_intent=20)
+    learning.local_model_train()
+    return Ticket.objects.create(subject="Where is my order?", body="Ordered last week, nothing yet.",
+                                 from_email="ana@example.com")
+
+
+@pytest.mark.django_db
+def test_a_second_delivery_leaves_a_step_another_delivery_is_working_on(new_ticket: Ticket) -> None:
+    from triage import steps
+    from triage.models import ModelCall
+
+    Ticket.objects.filter(pk=new_ticket.pk).update(step_claim="task-a", step_claimed_at=timezone.now())
+    steps.ticket_classify(ticket_id=new_ticket.pk, token="task-b")
+    new_ticket.refresh_from_db()
+    assert new_ticket.status == "new" and new_ticket.step_claim == "task-a"
+    assert not ModelCall.objects.filter(ticket=new_ticket).exists()  # no model was asked twice
+
+
+@pytest.mark.django_db
+def test_the_same_task_redelivered_takes_its_step_over_and_clears_the_claim(new_ticket: Ticket) -> None:
+    from triage import steps
+
+    Ticket.objects.filter(pk=new_ticket.pk).update(status="classifying", step_claim="task-a",
+                                                   step_claimed_at=timezone.now())
+    steps.ticket_classify(ticket_id=new_ticket.pk, token="task-a")
+    new_ticket.refresh_from_db()
+    assert new_ticket.status == "routing"
+    assert (new_ticket.step_claim, new_ticket.step_claimed_at) == ("", None)
+
+
+@pytest.mark.django_db
+def test_a_claim_older_than_the_stall_window_is_taken_over(new_ticket: Ticket, settings: Any) -> None:
+    from triage import steps
+
+    settings.STALLED_AFTER_S = 60
+    Ticket.objects.filter(pk=new_ticket.pk).update(
+        status="classifying", step_claim="task-of-a-killed-worker",
+        step_claimed_at=timezone.now() - timedelta(seconds=61))
+    steps.ticket_classify(ticket_id=new_ticket.pk, token="sweeper-task")
+    steps.ticket_route(ticket_id=new_ticket.pk, token="route-task")
+    new_ticket.refresh_from_db()
+    assert new_ticket.status in {"drafting", "needs_human"}
+    assert new_ticket.triage_runs.count() == 1 and new_ticket.step_claim == ""
+
+
+@pytest.mark.django_db
+def test_a_step_that_finds_nothing_to_do_releases_its_claim(new_ticket: Ticket) -> None:
+    from triage import steps
+
+    steps.ticket_route(ticket_id=new_ticket.pk, token="early")  # the ticket is not at the routing step
+    Ticket.objects.filter(pk=new_ticket.pk).update(status="routing")
+    steps.ticket_route(ticket_id=new_ticket.pk, token="late")
+    new_ticket.refresh_from_db()
+    assert new_ticket.step_claim == "" and new_ticket.route_decisions.count() == 1
