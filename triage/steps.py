@@ -301,6 +301,15 @@ def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction) -> tuple[str
     return body, policy.check_draft(body, controls.gate_rules(), redaction=redaction, allowed=own)
 
 
+def _draft_failures(calls: list[tiers.CallRecord]) -> str:
+    """Why no tier produced a draft, in words an agent can act on: each tier's last error."""
+    last: dict[str, str] = {}
+    for call in calls:
+        if call.error:
+            last[call.tier] = call.error
+    return "; ".join(f"{tier}: {error}" for tier, error in last.items())[:1000]
+
+
 REDRAFT_ACTIONS = (ReviewAction.Action.REGENERATE, ReviewAction.Action.ESCALATE)
 
 
@@ -380,12 +389,20 @@ def _draft(ticket_id: int) -> None:
     last_produced: tuple[tiers.DraftAttempt, str, list[policy.GateResult]] | None = None
     # A failed draft (no answer, a failed gate, nothing cited) is regenerated once by the next tier
     # in the plan; then it is held for a human.
+    # Tiers (and their engine) that failed in a way asking again cannot fix: a 4xx, a refusal.
+    spent: dict[str, str] = {}
     for step in plan:
+        if step.tier in spent:
+            history.append({"tier": step.tier, "engine": spent[step.tier], "outcome": "not_retried"})
+            continue
         attempt = tiers.draft(step=step, text=text, classification=classification, passages=passages,
                               prompt=prompt, escalated=step.tier == "large", instruction=instruction)
         calls.extend(attempt.calls)
         if attempt.body is None:
-            history.append({"tier": step.tier, "engine": attempt.engine, "outcome": "no_answer"})
+            if attempt.failed_permanently:
+                spent[step.tier] = attempt.engine
+            history.append({"tier": step.tier, "engine": attempt.engine, "outcome": "no_answer",
+                            "error": attempt.calls[-1].error[:300] if attempt.calls else ""})
             continue
         body, results = _gate(attempt, redaction)
         gate_log.append((step.tier, results))
@@ -457,8 +474,11 @@ def _draft(ticket_id: int) -> None:
             controls.audit(actor=None, action="draft.create", obj=locked, before=None,
                            after={"draft": draft.pk, "tier": draft.tier, "engine": draft.engine})
         else:
-            controls.audit(actor=None, action="ticket.to_human", obj=locked, before=None,
-                           after={"lane": decision.lane, "reasons": list(decision.reasons)})
+            after: dict[str, Any] = {"lane": decision.lane, "reasons": list(decision.reasons)}
+            failures = _draft_failures(calls)
+            if failures:
+                after["no_draft"] = failures
+            controls.audit(actor=None, action="ticket.to_human", obj=locked, before=None, after=after)
         locked.revision += 1  # a draft an agent may have open has changed
         if chosen is not None:
             locked.status = Ticket.Status.AWAITING_REVIEW

@@ -34,6 +34,7 @@ def _ticket_context(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
     draft = drafts[0] if drafts else None
     decisions = list(ticket.route_decisions.all())
     runs = list(ticket.triage_runs.all())
+    calls = list(ticket.model_calls.all())
     return {
         "ticket": ticket,
         "run": runs[0] if runs else None,
@@ -41,7 +42,10 @@ def _ticket_context(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
         "decisions": decisions,
         "draft": draft,
         "can_escalate": services.escalation_allowed(ticket=ticket, runs=runs, draft=draft),
-        "calls": list(ticket.model_calls.all()),
+        "calls": calls,
+        # Why a step produced nothing, shown where its result would be.
+        "classify_failures": [c for c in calls if c.step == "classify" and c.error],
+        "draft_failures": [c for c in calls if c.step == "draft" and c.error],
         "gate_results": list(ticket.gate_results.all()),
         "reviews": list(ticket.reviews.all()),
         "outbound": list(ticket.outbound_emails.all()),

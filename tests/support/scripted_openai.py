@@ -1,14 +1,23 @@
-"""An OpenAI-compatible HTTP server on loopback whose answers a test scripts, one per request."""
+"""An OpenAI-compatible HTTP server on loopback whose answers a test scripts, one per request.
+
+Besides a status, headers, a body and a delay, a reply can fail the way networks and providers fail on
+the wire: a connection reset with no response, a body shorter than its declared Content-Length, or a
+chunked body cut off before its last chunk.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import re
+import socket
+import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,17 +29,43 @@ class Reply:
     body: Any = None  # a dict is sent as JSON; a str is sent as-is (for malformed bodies)
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Close the connection with a TCP reset (SO_LINGER 0) after reading the request; no response at all.
+    reset: bool = False
+    # Send only the first `cut_at` bytes of the body, then close: with Content-Length declared for the whole
+    # body, or, with `chunked`, in chunks that never reach the final zero-length one.
+    cut_at: int | None = None
+    chunked: bool = False
+    chunk_size: int = 16
 
 
-def completion(content: str | dict[str, Any], *, tokens_in: int = 120, tokens_out: int = 40) -> Reply:
-    text = content if isinstance(content, str) else json.dumps(content)
+def reset() -> Reply:
+    return Reply(reset=True)
+
+
+def truncated(reply: Reply, *, at: int | None = None) -> Reply:
+    """`reply` with its body cut short of its declared Content-Length (by default halfway)."""
+    return dataclasses.replace(reply, cut_at=len(_encode(reply.body)) // 2 if at is None else at)
+
+
+def cut_stream(reply: Reply, *, at: int | None = None) -> Reply:
+    """`reply` sent chunked and cut off mid-body (by default halfway), without the terminating chunk."""
+    return dataclasses.replace(reply, cut_at=len(_encode(reply.body)) // 2 if at is None else at, chunked=True)
+
+
+def _encode(body: Any) -> bytes:
+    return (body if isinstance(body, str) else json.dumps(body)).encode()
+
+
+def completion(content: str | dict[str, Any] | None, *, tokens_in: int = 120, tokens_out: int = 40,
+               finish_reason: str = "stop", refusal: str | None = None) -> Reply:
+    text = content if isinstance(content, str) or content is None else json.dumps(content)
     return Reply(body={
         "id": "chatcmpl-scripted",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": "scripted",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text, "refusal": None}}],
+        "choices": [{"index": 0, "finish_reason": finish_reason,
+                     "message": {"role": "assistant", "content": text, "refusal": refusal}}],
         "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
                   "total_tokens": tokens_in + tokens_out},
     })
@@ -66,6 +101,8 @@ class ScriptedOpenAI:
         self.embedding_replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.default: Reply | None = None
+        # Asked first for each chat request's reply (None: the script, then the default, answer).
+        self.respond: Callable[[dict[str, Any]], Reply | None] | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,30 +113,64 @@ class ScriptedOpenAI:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 outer.requests.append({"path": self.path, "json": payload,
-                                       "authorization": self.headers.get("Authorization")})
+                                       "authorization": self.headers.get("Authorization"),
+                                       "at": time.monotonic()})
                 if self.path.rstrip("/").endswith("/embeddings"):
                     reply = outer._embedding_reply(payload)
                 else:
-                    reply = outer.replies.popleft() if outer.replies else outer.default
+                    reply = outer.respond(payload) if outer.respond else None
+                    if reply is None:
+                        reply = outer.replies.popleft() if outer.replies else outer.default
                 if reply is None:
                     reply = Reply(status=500, body={"error": {"message": "script exhausted"}})
                 if reply.delay:
                     time.sleep(reply.delay)
-                data = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
+                if reply.reset:
+                    self._reset()
+                    return
                 try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data.encode())))
-                    self.end_headers()
-                    self.wfile.write(data.encode())
+                    self._answer(reply)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout under test)
 
+            def _reset(self) -> None:
+                # SO_LINGER with a zero timeout makes close() send RST instead of FIN. The read buffer holds a
+                # second reference to the socket, so it is closed first or the socket would stay open.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.rfile.close()
+                self.connection.close()
+                self.close_connection = True
+
+            def _answer(self, reply: Reply) -> None:
+                data = _encode(reply.body)
+                sent = data if reply.cut_at is None else data[:reply.cut_at]
+                if reply.chunked:
+                    self.protocol_version = "HTTP/1.1"  # chunked transfer coding is HTTP/1.1 only
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if reply.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if not reply.chunked:
+                    self.wfile.write(sent)
+                else:
+                    for start in range(0, len(sent), reply.chunk_size):
+                        piece = sent[start:start + reply.chunk_size]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    if reply.cut_at is None:
+                        self.wfile.write(b"0\r\n\r\n")
+                if reply.cut_at is not None:
+                    self.close_connection = True  # the rest of the body never comes
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, and every test shuts a server down.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     @property
     def base_url(self) -> str:

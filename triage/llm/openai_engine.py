@@ -1,7 +1,14 @@
-"""The one place Tierdesk talks to OpenAI-compatible endpoints (OpenAI, Azure/Foundry, vLLM, Ollama)."""
+"""The one place Tierdesk talks to OpenAI-compatible endpoints (OpenAI, Azure/Foundry, vLLM, Ollama).
+
+Every way a call can fail ends as one ModelError whose message says what happened on the wire (timed out,
+connection reset, a body cut short, the status and the provider's message) and how many requests the SDK
+made, so an agent reading a ticket's model calls sees why a tier gave no answer.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +20,8 @@ from triage.llm.errors import ModelError
 
 _clients: dict[tuple[str | None, str, float, int], openai.OpenAI] = {}
 _lock = threading.Lock()
+# The SDK retries these statuses itself; any other 4xx is the request's fault and retrying cannot help.
+_TRANSIENT_4XX = (408, 409, 429)
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,8 @@ class RawReply:
     tokens_in: int
     tokens_out: int
     latency_ms: int
+    finish_reason: str = "stop"
+    refusal: str = ""
 
 
 def _client(*, base_url: str | None, api_key: str, timeout: float, max_retries: int) -> openai.OpenAI:
@@ -58,30 +69,61 @@ def chat_json(
                 "json_schema": {"name": schema_name, "schema": schema, "strict": True},
             },
         )
-    except openai.APITimeoutError as exc:
-        raise ModelError(f"timed out after {timeout:g}s ({max_retries} retries)", permanent=False) from exc
-    except openai.APIConnectionError as exc:
-        raise ModelError(f"connection failed: {exc}", permanent=False) from exc
-    except openai.RateLimitError as exc:
-        raise ModelError(f"rate limited (429) after {max_retries} retries", permanent=False) from exc
-    except openai.APIStatusError as exc:
-        permanent = exc.status_code < 500
-        raise ModelError(f"HTTP {exc.status_code}: {exc.message}", permanent=permanent) from exc
     except openai.APIError as exc:
-        # Raised for bodies the SDK cannot parse, among others.
-        raise ModelError(f"malformed response: {exc}", permanent=False) from exc
+        raise _model_error(exc, timeout=timeout, max_retries=max_retries) from exc
+    except json.JSONDecodeError as exc:
+        # The SDK parses a 200 whose body is not JSON (a proxy's error page, say) by raising
+        # json's decode error rather than one of its own.
+        raise ModelError(f"malformed response: the body is not valid JSON ({exc})", permanent=False) from exc
     latency_ms = int((time.monotonic() - started) * 1000)
     usage = getattr(response, "usage", None)
     tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
     tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
     choices = getattr(response, "choices", None) or []
     if not choices:
-        raise ModelError("response has no choices", permanent=False)
+        raise ModelError("malformed response: the answer has no choices", permanent=False)
     message = choices[0].message
-    refusal = getattr(message, "refusal", None)
-    if refusal:
-        raise ModelError(f"model refused: {refusal}", permanent=False)
-    return RawReply(text=message.content or "", tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=latency_ms)
+    return RawReply(
+        text=message.content or "", tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=latency_ms,
+        finish_reason=str(getattr(choices[0], "finish_reason", None) or ""),
+        refusal=str(getattr(message, "refusal", None) or ""),
+    )
+
+
+def _tries(exc: openai.APIError, max_retries: int) -> str:
+    """How many requests the SDK made, read from the retry count it sends with each one."""
+    request = getattr(exc, "request", None)
+    try:
+        tries = int(request.headers["x-stainless-retry-count"]) + 1
+    except (AttributeError, KeyError, TypeError, ValueError):
+        tries = max_retries + 1
+    return "1 try" if tries == 1 else f"{tries} tries"
+
+
+def _model_error(exc: openai.APIError, *, timeout: float, max_retries: int) -> ModelError:
+    tries = _tries(exc, max_retries)
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelError(f"timed out: no answer within {timeout:g}s ({tries})", permanent=False)
+    if isinstance(exc, openai.APIConnectionError):
+        # The SDK says only "Connection error."; what the transport raised says which.
+        detail = re.sub(r"^\[Errno \d+\]\s*", "", str(exc.__cause__ or ""))[:300]
+        if "complete message body" in detail or "incomplete chunked read" in detail:
+            # h11 says how much arrived in a closing parenthesis: "(received 153 bytes, expected 307)".
+            found = re.search(r"\(([^()]*)\)$", detail)
+            return ModelError(f"truncated response: the connection closed before the body was complete "
+                              f"({found.group(1) if found else detail}; {tries})", permanent=False)
+        detail = detail or "could not reach the provider"
+        return ModelError(f"connection failed: {detail} ({tries})", permanent=False)
+    if isinstance(exc, openai.APIStatusError):
+        code = exc.status_code
+        detail = re.sub(r"^Error code: \d+( - )?", "", exc.message)[:300]
+        said = f": {detail}" if detail else ""
+        if code == 429:
+            return ModelError(f"rate limited (HTTP 429){said} ({tries})", permanent=False, status=code)
+        permanent = 400 <= code < 500 and code not in _TRANSIENT_4XX
+        return ModelError(f"HTTP {code}{said} ({tries})", permanent=permanent, status=code)
+    # Raised for bodies the SDK cannot parse, among others.
+    return ModelError(f"malformed response: {exc}", permanent=False)
 
 
 def embed(
@@ -103,16 +145,11 @@ def embed(
         extra: dict[str, Any] = {"dimensions": dimensions} if dimensions else {}
         try:
             response = client.embeddings.create(model=model, input=part, encoding_format="float", **extra)
-        except openai.APITimeoutError as exc:
-            raise ModelError(f"timed out after {timeout:g}s ({max_retries} retries)", permanent=False) from exc
-        except openai.APIConnectionError as exc:
-            raise ModelError(f"connection failed: {exc}", permanent=False) from exc
-        except openai.RateLimitError as exc:
-            raise ModelError(f"rate limited (429) after {max_retries} retries", permanent=False) from exc
-        except openai.APIStatusError as exc:
-            raise ModelError(f"HTTP {exc.status_code}: {exc.message}", permanent=exc.status_code < 500) from exc
         except openai.APIError as exc:
-            raise ModelError(f"malformed response: {exc}", permanent=False) from exc
+            raise _model_error(exc, timeout=timeout, max_retries=max_retries) from exc
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"malformed response: the body is not valid JSON ({exc})",
+                             permanent=False) from exc
         data = sorted(getattr(response, "data", None) or [], key=lambda item: item.index)
         if len(data) != len(part):
             raise ModelError(f"asked for {len(part)} embeddings, got {len(data)}", permanent=False)

@@ -1,8 +1,10 @@
 """The three tiers and the escalation between them, over plain data (no ORM).
 
-Classification walks a chain of tiers (normally nano → mini → large): a schema-invalid answer is
-retried once on the same tier, a second failure hands the step to the next tier. A draft is one
-attempt on one tier (with one schema retry); the caller decides what happens after a failed gate.
+Classification walks a chain of tiers (normally nano → mini → large): a schema-invalid answer (which
+includes empty output and output cut off at the token limit) is retried once on the same tier, a second
+failure hands the step to the next tier. A provider failure (timeout, reset, 429, 5xx, 4xx, a malformed
+body) or a refusal is final for the tier: the SDK has already retried what retrying can fix. A draft is
+one attempt on one tier (with one schema retry); the caller decides what happens after a failed gate.
 Every attempt is returned as a CallRecord so the caller can store it.
 """
 
@@ -18,7 +20,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from triage.llm import local, openai_engine
-from triage.llm.errors import ModelError, SchemaInvalid
+from triage.llm.errors import ModelError, Refused, SchemaInvalid
 from triage.llm.prompts import Prompt
 from triage.llm.schemas import (
     DRAFT_SCHEMA,
@@ -75,6 +77,7 @@ class CallRecord:
     schema_valid: bool | None = None
     error: str = ""
     transport_failure: bool = False  # the provider failed (timeout, 5xx, …), not the model's answer
+    permanent: bool = False  # asking this tier the same thing again cannot help (4xx, a refusal)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,10 @@ class DraftAttempt:
     def grounded(self) -> bool:
         return bool(self.cited)
 
+    @property
+    def failed_permanently(self) -> bool:
+        return self.body is None and bool(self.calls) and self.calls[-1].permanent
+
 
 def _call_openai(conf: TierConfig, system: str, user: str, schema_name: str, schema: dict[str, Any],
                  record: CallRecord) -> str:
@@ -147,19 +154,42 @@ def _call_openai(conf: TierConfig, system: str, user: str, schema_name: str, sch
             model=conf.model, base_url=conf.base_url, api_key=conf.api_key, timeout=conf.timeout,
             max_retries=conf.max_retries, system=system, user=user, schema_name=schema_name, schema=schema,
         )
-    except ModelError:
+    except ModelError as exc:
         record.latency_ms = int((time.monotonic() - started) * 1000)
+        hint = _config_hint(conf, exc.status)
+        if hint:
+            raise ModelError(f"{exc} — {hint}", permanent=exc.permanent, status=exc.status) from exc
         raise
     record.tokens_in, record.tokens_out = reply.tokens_in, reply.tokens_out
     record.cost_usd = cost_usd(conf.tier, reply.tokens_in, reply.tokens_out)
     record.latency_ms = reply.latency_ms
+    # The provider answered; these are the model's answer not being one (tokens were spent either way).
+    if reply.refusal:
+        raise Refused(f"refused: {reply.refusal[:500]}")
+    if reply.finish_reason == "content_filter":
+        raise Refused("refused: the provider's content filter stopped the answer")
+    if reply.finish_reason == "length":
+        raise SchemaInvalid(f"truncated: the model stopped at its token limit after {reply.tokens_out} tokens")
+    if not reply.text.strip():
+        raise SchemaInvalid("empty output: the model answered with no content")
     return reply.text
+
+
+def _config_hint(conf: TierConfig, status: int | None) -> str:
+    """For a status that means the tier is set up wrongly, which settings to look at."""
+    env = f"TIERDESK_{conf.tier.upper()}"
+    if status in (401, 403):
+        return (f"the {conf.tier} tier's API key was {'refused' if status == 401 else 'not allowed this'}; "
+                f"check {env}_API_KEY (or OPENAI_API_KEY)")
+    if status == 404:
+        return f"the {conf.tier} tier's model {conf.model!r} was not found; check {env}_MODEL and {env}_BASE_URL"
+    return ""
 
 
 def _attempts(step: str, conf: TierConfig, prompt: Prompt, tries: int, calls: list[CallRecord],
               produce: Callable[[CallRecord], T]) -> T | None:
-    """Up to `tries` attempts on one tier: a schema-invalid answer is tried again, a provider failure is
-    final for this tier. Every attempt is appended to `calls`."""
+    """Up to `tries` attempts on one tier: a schema-invalid answer is tried again; a refusal or a provider
+    failure is final for this tier. Every attempt is appended to `calls`."""
     for attempt in range(1, tries + 1):
         record = CallRecord(step, conf.tier, conf.engine, conf.model, prompt.id, prompt.version, attempt)
         calls.append(record)
@@ -168,8 +198,12 @@ def _attempts(step: str, conf: TierConfig, prompt: Prompt, tries: int, calls: li
         except SchemaInvalid as exc:
             record.schema_valid, record.error = False, str(exc)
             continue
+        except Refused as exc:
+            # An answer, not an outage: it must not open the tier's circuit breaker.
+            record.error, record.permanent = str(exc), True
+            return None
         except ModelError as exc:
-            record.error = str(exc)
+            record.error, record.permanent = str(exc), exc.permanent
             record.transport_failure = conf.engine == "openai"
             return None
         record.schema_valid = True
