@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,6 +67,9 @@ class ScriptedOpenAI:
         self.embedding_replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.default: Reply | None = None
+        # When the script is empty: a function of the request's JSON that writes the answer (a model that reads
+        # what it is sent), before the default.
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -80,7 +84,8 @@ class ScriptedOpenAI:
                 if self.path.rstrip("/").endswith("/embeddings"):
                     reply = outer._embedding_reply(payload)
                 else:
-                    reply = outer.replies.popleft() if outer.replies else outer.default
+                    reply = outer.replies.popleft() if outer.replies else \
+                        outer.responder(payload) if outer.responder is not None else outer.default
                 if reply is None:
                     reply = Reply(status=500, body={"error": {"message": "script exhausted"}})
                 if reply.delay:
