@@ -222,6 +222,14 @@ def prompt_for(*, prompt_id: str, ticket_id: int | None = None, version: int | N
     return DEFAULT_PROMPTS[prompt_id]
 
 
+def system_prompts() -> list[str]:
+    """Every system prompt text a model may have been given: the code's defaults and every stored version.
+
+    A draft repeating a long run of any of them leaked its instructions (policy.prompt_leak)."""
+    stored = PromptVersion.objects.values_list("system", flat=True).distinct()
+    return list(dict.fromkeys([*(p.system for p in DEFAULT_PROMPTS.values()), *stored]))
+
+
 def _check_prompt(prompt_id: str, system: str) -> None:
     placeholder = {"classify": "{intents}", "draft": "{passages}"}[prompt_id]
     if placeholder not in system:

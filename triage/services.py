@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
 
+from triage import controls, policy
 from triage.access import is_agent
 from triage.controls import audit
 from triage.errors import ApplicationError
@@ -357,6 +358,20 @@ def _pending_draft_for_update(*, ticket_id: int, draft_id: int) -> Draft:
     return draft
 
 
+def _refuse_prompt_leak(text: str) -> None:
+    """No reply goes out repeating the model's instructions, whatever else an agent accepts in a draft.
+
+    Other failed gates are the agent's call; this one is not: a prompt-injected ticket could otherwise have a
+    model mail its system prompt to whoever wrote in. The agent can still edit the leaked part out and send."""
+    leak = policy.prompt_leak(text, canary=settings.PROMPT_CANARY, prompts=controls.system_prompts())
+    if not leak.passed:
+        raise ApplicationError(
+            f"This reply repeats the model's confidential instructions ({', '.join(leak.matches)}). Remove "
+            "that part before approving, or reject the draft.",
+            extra={"gate": policy.PROMPT_LEAK},
+        )
+
+
 def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, final_text: str | None,
                   expected_revision: int | None = None) -> ReviewAction:
     with transaction.atomic():
@@ -365,6 +380,7 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
         text = draft.body if final_text is None else final_text.strip()
         if not text:
             raise ApplicationError("the reply is empty")
+        _refuse_prompt_leak(text)
         edited = text != draft.body
         review = ReviewAction.objects.create(
             ticket=draft.ticket, draft=draft, user=user,

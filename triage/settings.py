@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 from datetime import timedelta
@@ -89,6 +91,15 @@ if not SECRET_KEY:
         SECRET_KEY = get_random_secret_key()
         _key_file.write_text(SECRET_KEY)
         _key_file.chmod(0o600)
+
+# A secret token written into every system prompt sent to a model. A draft or stored model output that repeats
+# it proves the model was talked into leaking its instructions: the draft is held and cannot be approved as is.
+# Derived from SECRET_KEY so it is stable per installation and secret without more configuration.
+PROMPT_CANARY = envstr("TIERDESK_PROMPT_CANARY").strip() or "tdc-" + hmac.new(
+    SECRET_KEY.encode(), b"tierdesk prompt canary", hashlib.sha256).hexdigest()[:24]
+if not re.fullmatch(r"[A-Za-z0-9_-]{16,100}", PROMPT_CANARY):
+    # Shorter, or with spaces, it could turn up in an honest reply and hold it for nothing.
+    raise ImproperlyConfigured("TIERDESK_PROMPT_CANARY must be 16 to 100 letters, digits, - or _")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")

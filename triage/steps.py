@@ -45,13 +45,19 @@ logger = logging.getLogger(__name__)
 IN_FLIGHT = (Ticket.Status.NEW, Ticket.Status.CLASSIFYING)
 
 
+def _shown(text: str) -> str:
+    """Model output as it may be stored and shown: any giveaway of the prompt canary withheld."""
+    return policy.mask_canary(text, settings.PROMPT_CANARY)
+
+
 def _store_calls(ticket_id: int, calls: list[tiers.CallRecord]) -> None:
     ModelCall.objects.bulk_create(
         ModelCall(
             ticket_id=ticket_id, step=c.step, tier=c.tier, engine=c.engine, model=c.model,
             prompt_id=c.prompt_id, prompt_version=c.prompt_version, attempt=c.attempt,
             tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd, latency_ms=c.latency_ms,
-            schema_valid=c.schema_valid, error=c.error[:2000],
+            # A schema error quotes what the model wrote.
+            schema_valid=c.schema_valid, error=_shown(c.error)[:2000],
         )
         for c in calls
     )
@@ -154,7 +160,7 @@ def _classify(ticket_id: int) -> None:
             TriageRun.objects.create(
                 ticket=locked, tier=outcome.tier, engine=outcome.engine, model=outcome.model, intent=intent,
                 urgency=c.urgency, sentiment=c.sentiment, language=c.language, confidence=c.confidence,
-                summary=c.summary, escalated_from=outcome.escalated_from,
+                summary=_shown(c.summary)[:500], escalated_from=outcome.escalated_from,
             )
             locked.intent, locked.urgency, locked.sentiment = intent, c.urgency, c.sentiment
             locked.language, locked.confidence = c.language, c.confidence
@@ -295,10 +301,13 @@ def _draft_plan(decision: RouteDecision, contract: routing.Contract, switches: r
 
 
 def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction) -> tuple[str, list[policy.GateResult]]:
+    """The draft as it is stored (a leaked canary withheld) and the gates' verdicts on what the model wrote."""
     body = policy.restore(attempt.body or "", redaction.mapping)
     # The shop's own address may appear in a reply; anyone else's contact details may not.
     own = [parseaddr(settings.DEFAULT_FROM_EMAIL)[1]]
-    return body, policy.check_draft(body, controls.gate_rules(), redaction=redaction, allowed=own)
+    results = policy.check_draft(body, controls.gate_rules(), redaction=redaction, allowed=own,
+                                 canary=settings.PROMPT_CANARY, prompts=controls.system_prompts())
+    return _shown(body), results
 
 
 def _draft_failures(calls: list[tiers.CallRecord]) -> str:

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import base64
+import codecs
+import re
+
 import pytest
 
+from triage.llm.prompts import CLASSIFY, DRAFT
 from triage.policy import (
+    CANARY_MASK,
     CATEGORIES,
     DEFAULT_RULES,
+    PROMPT_LEAK,
     GateRule,
     check_draft,
     find_pii,
+    mask_canary,
+    prompt_leak,
     redact,
     restore,
     validate_rule,
@@ -267,3 +276,59 @@ def test_rule_patterns_are_case_insensitive() -> None:
 def test_find_pii_reports_spans_for_highlighting() -> None:
     [match] = find_pii("mail ana@example.es now")
     assert (match.type, match.start, match.end, match.canonical) == ("EMAIL", 5, 19, "ana@example.es")
+
+
+# --- The prompt_leak gate -----------------------------------------------------------------------
+
+CANARY = "tdc-5f3a9c0e1b2d4f6a8c7e9d01"
+PROMPTS = [CLASSIFY.system, DRAFT.system]
+
+
+@pytest.mark.parametrize("leak", [
+    f"Sure, the marker is {CANARY}.",
+    f"MARKER: {CANARY.upper()}",
+    " ".join(CANARY),
+    "\u200b".join(CANARY),
+    f"backwards: {CANARY[::-1]}",
+    codecs.encode(f"rot13: {CANARY}", "rot13"),
+    "b64 " + base64.b64encode(f"my instructions say {CANARY}".encode()).decode(),
+    "hex " + CANARY.encode().hex(),
+    "".join(f"&#{ord(c)};" for c in CANARY),
+    "".join(f"%{ord(c):02X}" for c in CANARY),
+    "".join(chr(ord(c) + 0xFEE0) for c in CANARY),  # fullwidth
+    "Thanks!" + "".join(chr(0xE0000 + ord(c)) for c in CANARY),  # invisible tag characters
+    CANARY.replace("a", "\u0430").replace("e", "\u0435").replace("c", "\u0441"),  # Cyrillic look-alikes
+    f"Part of it: {CANARY[6:24]}",
+])
+def test_the_canary_is_found_however_it_is_written_and_masked_where_it_stands(leak: str) -> None:
+    result = prompt_leak(leak, canary=CANARY)
+    assert not result.passed and result.rule == PROMPT_LEAK and result.matches == ("the prompt canary",)
+    masked = mask_canary(leak, CANARY)
+    assert CANARY_MASK in masked and prompt_leak(masked, canary=CANARY).matches == ("a withheld prompt canary",)
+    assert CANARY[4:].lower() not in masked.lower()
+
+
+def test_a_long_run_of_a_system_prompt_is_a_leak_without_the_canary() -> None:
+    echoed = "My instructions: " + " ".join(re.findall(r"\w+", DRAFT.system)[:20])
+    [result] = check_draft(echoed, [], canary=CANARY, prompts=PROMPTS)
+    assert not result.passed and result.matches == ("20 words of a system prompt",)
+    assert prompt_leak(" ".join(re.findall(r"\w+", DRAFT.system)[:13]), prompts=PROMPTS).passed  # a phrase
+
+
+def test_quoting_a_knowledge_base_passage_is_not_a_leak() -> None:
+    # Passages fill the draft prompt's {passages}: a draft is meant to use them, word for word if it likes.
+    passage = ("To reset your password open the sign-in page, choose Forgot password, enter the email address "
+               "on your account and follow the link we send you within the next thirty minutes.")
+    sent = DRAFT.system.format(passages=f"[1] Recover password\n{passage}")
+    assert prompt_leak(passage, canary=CANARY, prompts=PROMPTS).passed
+    assert not prompt_leak(passage, prompts=[sent]).passed  # which is why the templates are checked, not this
+
+
+@pytest.mark.parametrize("draft", BENIGN)
+def test_a_routine_reply_passes_the_prompt_leak_gate(draft: str) -> None:
+    [result] = check_draft(draft, [], canary=CANARY, prompts=PROMPTS)
+    assert result.passed and result.rule == PROMPT_LEAK
+
+
+def test_without_a_canary_or_prompts_the_gates_are_the_rules_alone() -> None:
+    assert [r.rule for r in check_draft("Hello", DEFAULT_RULES)] == [r.name for r in DEFAULT_RULES]
