@@ -104,8 +104,12 @@ def stalled_work_requeue(*, older_than: timedelta | None = None, limit: int = 50
     restarted); every step is safe to run twice."""
     cutoff = timezone.now() - (older_than or timedelta(seconds=settings.STALLED_AFTER_S))
     count = 0
-    stalled = Ticket.objects.filter(status__in=list(_STEP_TASKS), updated_at__lt=cutoff).values_list("pk", "status")
-    for ticket_id, status in stalled[:limit]:
+    stalled = list(Ticket.objects.filter(status__in=list(_STEP_TASKS), updated_at__lt=cutoff)
+                   .order_by("updated_at").values_list("pk", "status")[:limit])
+    # Re-queued tickets count as moved: while a deep backlog is worked through, each waiting ticket gets at
+    # most one extra task per stall window rather than one per sweep.
+    Ticket.objects.filter(pk__in=[pk for pk, _status in stalled]).update(updated_at=timezone.now())
+    for ticket_id, status in stalled:
         with transaction.atomic():
             enqueue(_STEP_TASKS[status], ticket_id)
         count += 1

@@ -119,3 +119,18 @@ def test_a_step_that_finds_nothing_to_do_releases_its_claim(new_ticket: Ticket) 
     steps.ticket_route(ticket_id=new_ticket.pk, token="late")
     new_ticket.refresh_from_db()
     assert new_ticket.step_claim == "" and new_ticket.route_decisions.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_waiting_ticket_is_requeued_once_per_stall_window_not_once_per_sweep(
+        monkeypatch: pytest.MonkeyPatch, settings: Any, django_capture_on_commit_callbacks: Any) -> None:
+    settings.STALLED_AFTER_S = 120
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.classify_ticket, "apply_async", lambda args, **kw: sent.append(tuple(args)))
+    ticket = Ticket.objects.create(subject="Waiting", body="Still in the queue.", from_email="d@example.com")
+    Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.stalled_work_requeue() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.stalled_work_requeue() == 0  # the next sweep, a minute later, leaves it alone
+    assert sent == [(ticket.pk,)]
