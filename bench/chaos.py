@@ -437,7 +437,7 @@ def main() -> int:
             current = pipeline_state()
             acknowledged = set(intake.acknowledged.values())
             stored = set(Ticket.objects.filter(pk__in=acknowledged).values_list("pk", flat=True))
-            delivered = Counter(str(m["Message-ID"]).strip("<>") for _rcpts, m in smtp.messages)
+            delivered = Counter(str(m["Message-ID"]).strip().strip("<>") for _rcpts, m in smtp.messages)
             sent_ids = {m.strip("<>") for m in
                         OutboundEmail.objects.filter(status="sent").values_list("message_id", flat=True)}
             calls = dict(Counter(ModelCall.objects.values_list("step", flat=True)))
