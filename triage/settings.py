@@ -122,9 +122,11 @@ MIDDLEWARE = [
     "triage.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "triage.sessions.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "triage.sessions.htmx_sign_in_redirect",
     # Last, as axes asks: it turns a lockout raised during authentication into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -164,6 +166,16 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "queue"
 LOGOUT_REDIRECT_URL = "login"
+# A session ends after this long without a request (polls excepted), and with TIERDESK_SESSION_MAX_HOURS
+# set, that long after signing in whatever happens (triage/sessions.py).
+SESSION_IDLE_MINUTES = envfloat("TIERDESK_SESSION_IDLE_MINUTES", 480.0)
+SESSION_MAX_HOURS = envfloat("TIERDESK_SESSION_MAX_HOURS", 0.0)
+if SESSION_IDLE_MINUTES < 1 or SESSION_MAX_HOURS < 0:
+    raise ImproperlyConfigured(
+        "TIERDESK_SESSION_IDLE_MINUTES must be at least 1, and TIERDESK_SESSION_MAX_HOURS 0 (none) or more"
+    )
+SESSION_COOKIE_AGE = round(SESSION_IDLE_MINUTES * 60)
+SESSION_MAX_AGE_S = round(SESSION_MAX_HOURS * 3600)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
