@@ -92,7 +92,9 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
-SITE_URL = envstr("SITE_URL", f"http://127.0.0.1:{envint('PORT', 8000)}")
+# The address links in emails start with (password resets); unset, the address the request came to, which
+# Django checks against ALLOWED_HOSTS. Set it when ALLOWED_HOSTS has a wildcard.
+SITE_URL = envstr("SITE_URL").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -176,6 +178,10 @@ if SESSION_IDLE_MINUTES < 1 or SESSION_MAX_HOURS < 0:
     )
 SESSION_COOKIE_AGE = round(SESSION_IDLE_MINUTES * 60)
 SESSION_MAX_AGE_S = round(SESSION_MAX_HOURS * 3600)
+# A password-reset link works once (the token covers the password it replaces), and only this long.
+PASSWORD_RESET_TIMEOUT = round(envfloat("TIERDESK_PASSWORD_RESET_MINUTES", 60.0) * 60)
+if PASSWORD_RESET_TIMEOUT < 60:
+    raise ImproperlyConfigured("TIERDESK_PASSWORD_RESET_MINUTES must be at least 1")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
@@ -253,6 +259,10 @@ RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_CACHE_PREFIX = "rl:"
 RATE_LOGIN_IP = envrate("TIERDESK_RATE_LOGIN_IP", "60/5m")
 RATE_LOGIN_USERNAME = envrate("TIERDESK_RATE_LOGIN_USERNAME", "20/5m")
+# Password-reset requests per client address, and per email address asked about (whether or not it has an
+# account), so nobody can fill someone's inbox with reset emails.
+RATE_RESET_IP = envrate("TIERDESK_RATE_RESET_IP", "20/h")
+RATE_RESET_EMAIL = envrate("TIERDESK_RATE_RESET_EMAIL", "5/h")
 # bench/intake.py sends a few hundred requests a second from one key and one address (226 API and 102
 # webhook requests a second on 2 cores); the defaults stay well above that, as guards against a runaway
 # client or a flood, and a deployment that knows its traffic sets them lower.

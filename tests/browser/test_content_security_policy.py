@@ -1,6 +1,7 @@
 """In chromium, under the Content-Security-Policy every page is served with: an admin walks the main pages and
 uses what runs script on them (htmx polling and swaps, charts, selects that submit, the alert's dismiss button,
-the markdown preview, the Django admin, the API docs), and the browser reports no violation and no error."""
+the markdown preview, the password reset pages, the Django admin, the API docs), and the browser reports no
+violation and no error."""
 
 from __future__ import annotations
 
@@ -96,8 +97,16 @@ def test_no_page_breaks_the_content_security_policy(live_server: Any, page: Any)
     url = live_server.url
     watch = Watch(page)
 
-    with watch.step("sign-in page"):
+    with watch.step("password reset pages"):
         page.goto(f"{url}/login/")
+        page.get_by_role("link", name="Forgot your password?").click()
+        page.get_by_label("Email").fill("nobody@example.com")
+        page.get_by_role("button", name="Send the link").click()
+        page.get_by_test_id("reset-sent").wait_for()
+        page.goto(f"{url}/password/reset/MQ/not-a-reset-token/")
+        page.get_by_test_id("reset-link-invalid").wait_for()
+
+    with watch.step("sign-in page"):
         sign_in(page, url, "ada", PASSWORD)
 
     with watch.step("queue"):
