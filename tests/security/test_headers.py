@@ -35,6 +35,7 @@ def assert_hardened(response: Any, where: str) -> None:
     assert response["X-Content-Type-Options"] == "nosniff", where
     assert response["Referrer-Policy"] == "same-origin", where
     assert response["X-Frame-Options"] == "DENY", where
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin", where
     assert "camera=()" in response["Permissions-Policy"] and "geolocation=()" in response["Permissions-Policy"]
 
 
