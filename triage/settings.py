@@ -103,7 +103,9 @@ if not re.fullmatch(r"[A-Za-z0-9_-]{16,100}", PROMPT_CANARY):
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
-SITE_URL = envstr("SITE_URL", f"http://127.0.0.1:{envint('PORT', 8000)}")
+# The address links in emails start with (password resets); unset, the address the request came to, which
+# Django checks against ALLOWED_HOSTS. Set it when ALLOWED_HOSTS has a wildcard.
+SITE_URL = envstr("SITE_URL").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -115,6 +117,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_htmx",
     "template_partials",
+    # Only so that /api/v1/docs serves Swagger UI from the bundled static files (no CDN, no inline script).
+    "ninja",
     "axes",
     "kb",
     "triage",
@@ -122,6 +126,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -129,9 +135,11 @@ MIDDLEWARE = [
     "triage.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "triage.sessions.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "triage.sessions.htmx_sign_in_redirect",
     # Last, as axes asks: it turns a lockout raised during authentication into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -171,6 +179,20 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "queue"
 LOGOUT_REDIRECT_URL = "login"
+# A session ends after this long without a request (polls excepted), and with TIERDESK_SESSION_MAX_HOURS
+# set, that long after signing in whatever happens (triage/sessions.py).
+SESSION_IDLE_MINUTES = envfloat("TIERDESK_SESSION_IDLE_MINUTES", 480.0)
+SESSION_MAX_HOURS = envfloat("TIERDESK_SESSION_MAX_HOURS", 0.0)
+if SESSION_IDLE_MINUTES < 1 or SESSION_MAX_HOURS < 0:
+    raise ImproperlyConfigured(
+        "TIERDESK_SESSION_IDLE_MINUTES must be at least 1, and TIERDESK_SESSION_MAX_HOURS 0 (none) or more"
+    )
+SESSION_COOKIE_AGE = round(SESSION_IDLE_MINUTES * 60)
+SESSION_MAX_AGE_S = round(SESSION_MAX_HOURS * 3600)
+# A password-reset link works once (the token covers the password it replaces), and only this long.
+PASSWORD_RESET_TIMEOUT = round(envfloat("TIERDESK_PASSWORD_RESET_MINUTES", 60.0) * 60)
+if PASSWORD_RESET_TIMEOUT < 60:
+    raise ImproperlyConfigured("TIERDESK_PASSWORD_RESET_MINUTES must be at least 1")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
@@ -210,6 +232,27 @@ if _proxy_header:
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (django-csp) on every response: scripts, styles, images, fonts and connections from
+# this origin only, no inline script or style (the templates have none; htmx's settings in app.js keep it
+# from evaluating attribute code or adding a <style>), no plugins, no framing, forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+# Powerful browser features nothing in Tierdesk uses, turned off for every page and any frame.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer", "camera", "geolocation", "gyroscope", "magnetometer", "microphone", "payment", "usb",
+        "browsing-topics",
+    )
+}
 
 # --- Abuse: rate limits and login lockout ------------------------------------------------------------
 # Fixed-window counters in Redis (django-ratelimit over Django's RedisCache), shared by every web worker.
@@ -227,6 +270,10 @@ RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_CACHE_PREFIX = "rl:"
 RATE_LOGIN_IP = envrate("TIERDESK_RATE_LOGIN_IP", "60/5m")
 RATE_LOGIN_USERNAME = envrate("TIERDESK_RATE_LOGIN_USERNAME", "20/5m")
+# Password-reset requests per client address, and per email address asked about (whether or not it has an
+# account), so nobody can fill someone's inbox with reset emails.
+RATE_RESET_IP = envrate("TIERDESK_RATE_RESET_IP", "20/h")
+RATE_RESET_EMAIL = envrate("TIERDESK_RATE_RESET_EMAIL", "5/h")
 # bench/intake.py sends a few hundred requests a second from one key and one address (226 API and 102
 # webhook requests a second on 2 cores); the defaults stay well above that, as guards against a runaway
 # client or a flood, and a deployment that knows its traffic sets them lower.

@@ -1,10 +1,11 @@
-"""Celery tasks: each takes an id, calls one service, and is safe to run twice."""
+"""Celery tasks: each takes an id (a reset email, the address asked about), calls one service, and is safe to
+run twice."""
 
 from __future__ import annotations
 
 from celery import Task, shared_task
 
-from triage import services, steps
+from triage import accounts, services, steps
 
 PIPELINE = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -42,6 +43,16 @@ def shadow_ticket(ticket_id: int, config_id: int) -> None:
 )
 def send_outbound_email(outbound_id: int) -> None:
     services.outbound_send(outbound_id=outbound_id)
+
+
+# Not acks_late: a worker lost mid-send leaves the person to ask again rather than sending a second link. An
+# SMTP fault before anything was sent is retried.
+@shared_task(
+    name="triage.send_password_reset", autoretry_for=(OSError,), retry_backoff=5, retry_backoff_max=120,
+    max_retries=4,
+)
+def send_password_reset(email: str, base_url: str) -> None:
+    accounts.password_reset_send(email=email, base_url=base_url)
 
 
 @shared_task(name="triage.requeue_stalled_work", acks_late=True)

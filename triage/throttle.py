@@ -1,5 +1,5 @@
-"""Rate limits: sign-in attempts per address and per username, API requests per key, webhook deliveries per
-address. Counters are django-ratelimit's fixed windows in the Redis cache, so every gunicorn worker shares
+"""Rate limits: sign-in attempts per address and per username, password-reset requests per address and per
+email address, API requests per key, webhook deliveries per address. Counters are django-ratelimit's fixed windows in the Redis cache, so every gunicorn worker shares
 them; a refused request gets 429 with Retry-After, the seconds until its window ends.
 """
 
@@ -105,4 +105,17 @@ def login_wait(request: HttpRequest, username: str) -> int | None:
         else None
     )
     waits = [w for w in (by_ip, by_name) if w is not None]
+    return max(waits) if waits else None
+
+
+def password_reset_wait(request: HttpRequest, email: str) -> int | None:
+    """Both reset limits count every request, for an address with an account or not, so neither a refusal nor
+    its timing tells whether the address has one."""
+    by_ip = seconds_to_wait(request, group="reset-ip", key=client_ip(request), rate=settings.RATE_RESET_IP)
+    by_email = (
+        seconds_to_wait(request, group="reset-email", key=email.strip().casefold(), rate=settings.RATE_RESET_EMAIL)
+        if email.strip()
+        else None
+    )
+    waits = [w for w in (by_ip, by_email) if w is not None]
     return max(waits) if waits else None

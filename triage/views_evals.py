@@ -205,8 +205,10 @@ def eval_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     confusion = run.report.get("confusion") or {}
     matrix = confusion.get("matrix") or []
     peak = max((max(row) for row in matrix if row), default=0) or 1
+    # A cell's shade is its count in tenths of the largest, named by a class (shade-0 to shade-10): the
+    # Content-Security-Policy allows no inline style attribute.
     rows = [
-        {"label": label, "cells": [{"n": n, "shade": round(n / peak, 3), "diagonal": i == j} for j, n in enumerate(row)]}
+        {"label": label, "cells": [{"n": n, "shade": round(10 * n / peak), "diagonal": i == j} for j, n in enumerate(row)]}
         for i, (label, row) in enumerate(zip(confusion.get("labels", []), matrix, strict=False))
     ]
     return render(request, "triage/settings/eval_detail.html", {

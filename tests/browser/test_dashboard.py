@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.support import history
@@ -47,8 +48,8 @@ def _wait_for_charts(page: Any) -> None:
 
 def _wait_for_every_canvas(page: Any) -> None:
     """After a swap: every chart the period has data for is drawn (a short period may lack some)."""
-    page.wait_for_function("document.querySelector('canvas[data-chart]') !== null && "
-                           "document.querySelector('canvas[data-chart]:not([data-rendered=true])') === null")
+    page.locator("canvas[data-chart]").first.wait_for()
+    expect(page.locator("canvas[data-chart]:not([data-rendered=true])")).to_have_count(0)
 
 
 def _open_tables(page: Any) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
+from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, sign_in
+from tests.browser.conftest import sign_in
 from tests.conftest import wait_for
 from tests.support import data
 from triage import services, sla
@@ -64,14 +65,14 @@ def test_filters_narrow_the_queue_and_breaching_tickets_stand_out(live_server: A
         page.screenshot(path=str(DOCS / "queue.png"), full_page=True)
 
     page.get_by_label("Urgency").select_option("low")
-    page.wait_for_function("document.querySelectorAll('#queue-rows tr[data-ticket-id]').length === 1")
+    expect(page.locator("#queue-rows tr[data-ticket-id]")).to_have_count(1)
     assert _rows(page) == ["Change my address"]
     assert "urgency=low" in page.url  # the filtered view is a link an agent can share
 
     page.get_by_label("Urgency").select_option("")
-    page.wait_for_function("document.querySelectorAll('#queue-rows tr[data-ticket-id]').length === 3")
+    expect(page.locator("#queue-rows tr[data-ticket-id]")).to_have_count(3)
     page.get_by_label("Search").fill("parcel")
-    page.wait_for_function("document.querySelectorAll('#queue-rows tr[data-ticket-id]').length === 1")
+    expect(page.locator("#queue-rows tr[data-ticket-id]")).to_have_count(1)
     assert _rows(page) == ["Where is my parcel"]
 
 
@@ -88,9 +89,7 @@ def test_new_tickets_appear_and_drafts_change_state_without_a_reload(
     row = page.locator(f'#queue-rows tr[data-ticket-id="{ticket.pk}"]')
     row.wait_for(timeout=15_000)
     wait_for(lambda: Ticket.objects.get(pk=ticket.pk).status == "awaiting_review", timeout=90)
-    page.wait_for_function(
-        f"""document.querySelector('#queue-rows tr[data-ticket-id="{ticket.pk}"]')?.dataset.draftId !== undefined""",
-        timeout=15_000)
+    page.locator(f'#queue-rows tr[data-ticket-id="{ticket.pk}"][data-draft-id]').wait_for(timeout=15_000)
     assert "awaiting review" in row.inner_text().lower() and "draft ready" in row.inner_text()
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
 
@@ -114,7 +113,7 @@ def test_an_agent_works_the_queue_from_the_keyboard(live_server: Any, page: Any)
     review = wait_for(lambda: ReviewAction.objects.filter(ticket=first).first())
     assert review.action == "approve" and review.user == alice
     assert OutboundEmail.objects.filter(ticket=first).count() == 1
-    page.wait_for_function(f"!document.querySelector('#queue-rows tr[data-ticket-id=\"{first.pk}\"]')")
+    page.locator(f'#queue-rows tr[data-ticket-id="{first.pk}"]').wait_for(state="detached")
 
     page.keyboard.press("j")
     assert page.locator("#queue-rows tr.current").get_attribute("data-ticket-id") == str(second.pk)

@@ -82,6 +82,9 @@ def samples(cast: Cast) -> dict[str, str]:
         "app_label": "auth",
         "url": "no-such-page/",
         "secret": "not-the-secret",
+        # A password-reset link's user and token (a wrong token: the page says the link does not work).
+        "uidb64": "MQ",
+        "token": "not-a-reset-token",
     }
 
 

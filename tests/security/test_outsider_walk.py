@@ -71,7 +71,18 @@ WEBHOOK = {
     "inbound_sendgrid_secret",
 }
 API = {"api:create_ticket", "api:list_tickets", "api:get_ticket"}
-PUBLIC = {"login", "logout", "healthz", "api:openapi-json", "api:openapi-view", "api:api-root"}
+PUBLIC = {
+    "login",
+    "logout",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+    "healthz",
+    "api:openapi-json",
+    "api:openapi-view",
+    "api:api-root",
+}
 
 
 def is_django_admin(route: Route) -> bool:

@@ -133,6 +133,13 @@
     if (row && !event.target.closest("a, input")) select(row);
   });
 
+  // The rows poll only while the page is in sight and no dialog is open (a swap under the reject dialog would
+  // change the rows the agent is deciding about).
+  document.addEventListener("htmx:confirm", (event) => {
+    if (event.target.id !== "queue-rows") return;
+    if (document.visibilityState !== "visible" || document.querySelector("dialog[open]")) event.preventDefault();
+  });
+
   document.addEventListener("htmx:afterSwap", (event) => {
     // A bulk action settled: the ticked boxes did their job.
     if (event.detail.requestConfig && event.detail.requestConfig.verb === "post") checked.clear();
