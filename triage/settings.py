@@ -205,7 +205,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "ratelimit": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache with one client per pool and a one-round-trip incr (triage/cache.py).
+        "BACKEND": "triage.cache.RedisCache",
         "LOCATION": devservices.redis_client_url(REDIS_URL),
         "KEY_PREFIX": "tierdesk",
         "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
