@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,13 +60,49 @@ def embeddings(texts: list[str], dim: int = EMBEDDING_DIM, *, model: str = "scri
     })
 
 
+def valid_reply(payload: dict[str, Any], *, delay: float = 0.0) -> Reply:
+    """A schema-valid answer to any classify or draft request, for load tests that need the pipeline's normal
+    path: an intent from the request's own enum (chosen by a hash of the ticket, never `other`), and a draft
+    citing passage [1] when the prompt offers one."""
+    schema = payload.get("response_format", {}).get("json_schema", {})
+    user = str(payload.get("messages", [{}, {}])[-1].get("content", ""))
+    if schema.get("name") == "ticket_classification":
+        intents = [i for i in schema["schema"]["properties"]["intent"]["enum"] if i != "other"] or ["other"]
+        intent = intents[int(hashlib.blake2b(user.encode(), digest_size=4).hexdigest(), 16) % len(intents)]
+        reply = completion({"intent": intent, "urgency": "normal", "sentiment": "neutral", "language": "en",
+                            "confidence": 0.9, "summary": "The customer asks for help with an order."})
+    else:
+        system = str(payload.get("messages", [{}])[0].get("content", ""))
+        cites = [1] if "[1] " in system else []
+        text = "Hello,\n\nThank you for writing to us. Here is what to do next" + (" [1]." if cites else ".")
+        reply = completion({"reply": text + "\n\nKind regards", "citations": cites}, tokens_in=800, tokens_out=60)
+    reply.delay = delay
+    return reply
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog: socketserver's default of 5 refuses (or delays by a SYN retry) a burst of clients.
+    request_queue_size = 256
+
+
 class ScriptedOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, *, responder: Callable[[dict[str, Any]], Reply] | None = None,
+                 keep_requests: bool = True) -> None:
         self.replies: deque[Reply] = deque()
         # /v1/embeddings answers from its own script, else with hashed_embedding vectors of the requested size.
         self.embedding_replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.default: Reply | None = None
+        # Answers what the script does not (after `replies`, before `default`): a reply made from the request.
+        self.responder = responder
+        self.keep_requests = keep_requests
+        # Requests being answered now, the most at once, and the seconds spent answering them all.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.served = 0
+        self.busy_seconds = 0.0
+        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,14 +110,32 @@ class ScriptedOpenAI:
                 pass
 
             def do_POST(self) -> None:
+                started = time.perf_counter()
+                with outer._lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+                        outer.served += 1
+                        outer.busy_seconds += time.perf_counter() - started
+
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = json.loads(self.rfile.read(length) or b"{}")
-                outer.requests.append({"path": self.path, "json": payload,
-                                       "authorization": self.headers.get("Authorization")})
+                if outer.keep_requests:
+                    outer.requests.append({"path": self.path, "json": payload,
+                                           "authorization": self.headers.get("Authorization")})
                 if self.path.rstrip("/").endswith("/embeddings"):
                     reply = outer._embedding_reply(payload)
+                elif outer.replies:
+                    reply = outer.replies.popleft()
+                elif outer.responder is not None:
+                    reply = outer.responder(payload)
                 else:
-                    reply = outer.replies.popleft() if outer.replies else outer.default
+                    reply = outer.default
                 if reply is None:
                     reply = Reply(status=500, body={"error": {"message": "script exhausted"}})
                 if reply.delay:
@@ -97,8 +152,7 @@ class ScriptedOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout under test)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
