@@ -74,6 +74,33 @@ def setup_django(database: str, *, redis_db: int | None = None, migrate: bool = 
     return Services(env=dict(os.environ), started=started)
 
 
+def pipeline_world() -> None:
+    """The demo store without its sample tickets: taxonomy, the 55 ABCD articles (embedded once by the
+    configured provider), the default and risky intents' contracts and the policy gates."""
+    from django.conf import settings
+
+    from kb.services import kb_import_abcd_jsonl
+    from triage import demo
+
+    fixtures = settings.BASE_DIR / "fixtures"
+    demo.taxonomy_load(intents_path=fixtures / "bitext" / "intents.json",
+                       utterances_path=fixtures / "bitext" / "utterances.csv")
+    kb_import_abcd_jsonl(path=fixtures / "kb" / "abcd_guidelines.jsonl")
+    demo.policy_ensure()
+
+
+def ticket_texts() -> list[tuple[str, str]]:
+    """(subject, body) of realistic tickets: the demo's samples and the KB evaluation's questions."""
+    samples = json.loads((ROOT / "fixtures" / "sample_tickets.json").read_text())
+    texts = [(t["subject"], t["body"]) for t in samples]
+    with (ROOT / "fixtures" / "kb" / "abcd_queries.jsonl").open() as handle:
+        for line in handle:
+            if line.strip():
+                query = json.loads(line)["query"]
+                texts.append((query[:60].rsplit(" ", 1)[0], f"Hello,\n\n{query}\n\nThanks"))
+    return texts
+
+
 def purge_pipeline_queue() -> int:
     """Drop the tasks a benchmark queued and no worker took; returns how many there were."""
     from triage.celery import app
