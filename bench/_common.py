@@ -112,11 +112,15 @@ def purge_pipeline_queue() -> int:
 # --- Figures --------------------------------------------------------------------------------------
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile, q in [0, 1]: the smallest value with a share q of values at or below it."""
+    """The q-quantile, q in [0, 1], interpolated between the nearest ranks (numpy's default, and
+    statistics.quantiles(method="inclusive")): smooth for the 15 or 30 samples some benchmarks take."""
     if not values:
         return math.nan
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def latency_ms(samples_s: Sequence[float]) -> dict[str, float]:
