@@ -14,36 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "dashboard.json"
+from _common import percentile, report, setup_django
+
 DATABASE = "tierdesk_bench_dashboard"
 PERIODS = ("24h", "7d", "30d", "90d")
-
-
-def setup_django() -> int | None:
-    """Returns the PID of the embedded PostgreSQL when this run started it, so it can stop it again."""
-    from triage import devservices
-
-    started = None
-    if not os.environ.get("DATABASE_URL"):
-        started = devservices.ensure_postgres(database=DATABASE)
-    os.environ["TIERDESK_DB_NAME"] = DATABASE
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return started
 
 
 def populate(n: int, days: int) -> None:
@@ -92,28 +70,17 @@ def _bring_forward() -> None:
         cursor.execute("VACUUM ANALYZE")
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    started = setup_django()
+    services = setup_django(DATABASE)
     try:
         return run(args)
     finally:
-        if started:
-            from django.db import connections
-
-            from triage import devservices
-
-            connections.close_all()
-            devservices.stop([started])
+        services.stop()  # the embedded PostgreSQL, if this run started it
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,14 +116,7 @@ def run(args: argparse.Namespace) -> int:
                            "p95_ms": round(percentile(timings, 0.95), 1), "queries": n_queries}
         print(f"{period:>4}: p50 {figures[period]['p50_ms']:7.1f} ms   p95 {figures[period]['p95_ms']:7.1f} ms"  # type: ignore[index]
               f"   ({n_queries} queries, {args.repeat} renders)", flush=True)
-    if RESULTS.exists():
-        previous = json.loads(RESULTS.read_text())
-        for period in PERIODS:
-            before = previous.get(period, {}).get("p50_ms")
-            if before:
-                print(f"vs previous run, {period} p50: ×{figures[period]['p50_ms'] / before:.2f}")  # type: ignore[index]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2))
+    report("dashboard", figures, [f"{period}.p50_ms" for period in PERIODS])
     return 0
 
 

@@ -12,18 +12,14 @@ htmx requests do; the figures are server time per request, p50 and p95, with the
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "desk.json"
+from _common import percentile, report
+from _common import setup_django as setup_embedded
+
 DB = "tierdesk_desk"
 
 WORDS = ("refund order parcel password invoice address card charged twice delivery late broken screen "
@@ -32,21 +28,10 @@ WORDS = ("refund order parcel password invoice address card charged twice delive
 
 
 def setup_django() -> None:
-    from triage import devservices
-
-    if not os.environ.get("DATABASE_URL"):
-        devservices.ensure_postgres(database=DB)
-    os.environ["TIERDESK_DB_NAME"] = DB
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
-    import django
-
-    django.setup()
+    setup_embedded(DB)
     from django.conf import settings
 
     settings.ALLOWED_HOSTS = ["*"]
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     from django.db import connection
 
     with connection.cursor() as cursor:  # a migration may have added columns the planner has no statistics for
@@ -130,9 +115,8 @@ def timed(client: Any, url: str, repeat: int) -> dict[str, Any]:
         assert response.status_code == 200, (url, response.status_code, response.content[:300])
     with CaptureQueriesContext(connection) as queries:
         client.get(url, HTTP_HX_REQUEST="true")
-    samples.sort()
-    return {"p50_ms": round(statistics.median(samples), 1),
-            "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1), "queries": len(queries)}
+    return {"p50_ms": round(statistics.median(samples), 1), "p95_ms": round(percentile(samples, 0.95), 1),
+            "queries": len(queries)}
 
 
 def main() -> int:
@@ -178,8 +162,7 @@ def main() -> int:
         figures[name] = timed(client, url, args.repeat)
         print(f"{name:32s} p50 {figures[name]['p50_ms']:7.1f} ms   p95 {figures[name]['p95_ms']:7.1f} ms"
               f"   {figures[name]['queries']} queries", flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    report("desk", figures, [f"{name}.p50_ms" for name in cases])
     return 0
 
 

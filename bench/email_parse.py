@@ -11,14 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from email.message import EmailMessage
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "email_parse.json"
+from _common import ROOT, report
 
 ROW = ('<tr><td><p>Hello <b>Ana</b>, order <a href="https://shop.example.com/o/{0}">#{0}</a> has shipped.</p>'
        '<ul><li>Mug &amp; lid</li><li>Tea</li></ul><img src="cid:logo{0}@example.com" alt="logo"></td>'
@@ -67,11 +63,8 @@ def main() -> int:
         "corpus_messages_per_s": round(len(corpus) / statistics.median(corpus_times), 1),
     }
     print(json.dumps(figures, indent=2))
-    if RESULTS.exists():
-        previous = json.loads(RESULTS.read_text())
-        print(f"parse_mime 1 MB vs previous run: ×{figures['parse_mime_1mb_s_median'] / previous['parse_mime_1mb_s_median']:.2f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2))
+    report("email_parse", figures,
+           ["parse_mime_1mb_s_median", "html_to_text_s_median", "corpus_messages_per_s"])
     return 0
 
 

@@ -16,34 +16,15 @@ import argparse
 import html
 import io
 import json
-import os
 import random
 import sys
 import time
 import zipfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "kb_import.json"
+from _common import ROOT, setup_django
+from _common import report as report_figures
+
 DB = "tierdesk_bench_kb"
-
-
-def setup_django() -> int | None:
-    from triage import devservices
-
-    started = None
-    if not os.environ.get("DATABASE_URL"):
-        started = devservices.ensure_postgres(database=DB)
-    os.environ["TIERDESK_DB_NAME"] = DB
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return started
 
 
 def corpus(copies: int) -> dict[str, str]:
@@ -106,14 +87,11 @@ def main() -> int:
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--tickets", type=int, default=20_000)
     args = parser.parse_args()
-    started = setup_django()
+    services = setup_django(DB)
     try:
         return run(args)
     finally:
-        if started:
-            from triage import devservices
-
-            devservices.stop([started])
+        services.stop()  # the embedded PostgreSQL, if this run started it
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
         "gap_query_s": round(load, 3), "gap_group_s": round(group, 3),
     }
     print(json.dumps(figures, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2))
+    report_figures("kb_import", figures,
+                   ["first_import_s", "same_zip_again_s", "one_changed_s", "gap_query_s"])
     return 0
 
 

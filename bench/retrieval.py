@@ -22,38 +22,19 @@ import argparse
 import json
 import os
 import random
-import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import ROOT, percentile, setup_django
+from _common import report as report_figures
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "retrieval.json"
 KB = ROOT / "fixtures" / "kb" / "abcd_articles.jsonl"
 QUERIES = ROOT / "fixtures" / "kb" / "abcd_queries.jsonl"
 
 
-def setup_django() -> None:
-    from triage import devservices
-
-    if not os.environ.get("DATABASE_URL"):
-        devservices.ensure_postgres(database="tierdesk_bench")
-    os.environ["TIERDESK_DB_NAME"] = "tierdesk_bench"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
 def pct(values: list[float], q: int) -> float:
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
+    return round(percentile(values, q / 100), 2)
 
 
 class PrecomputedQueries:
@@ -178,7 +159,7 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--skip-large", action="store_true")
     args = parser.parse_args()
-    setup_django()
+    setup_django("tierdesk_bench")
 
     from django.db import transaction
 
@@ -215,8 +196,9 @@ def main() -> int:
                             for line in plan.splitlines() if " Scan using " in line or "Bitmap Index Scan" in line))
         transaction.set_rollback(True)
     figures["load_average"] = round(os.getloadavg()[0], 2)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    report_figures("retrieval", figures, [
+        "kb_eval.hit_at_1", "kb_eval.mrr", "kb_size.hybrid_top10_sql_ms.p50",
+        "large.hybrid_top10_sql_ms.p50", "large.hybrid_top10_sql_ms.p95"])
     return 0
 
 

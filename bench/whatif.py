@@ -12,31 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "whatif.json"
-
-
-def setup_django() -> None:
-    from triage import devservices
-
-    if not os.environ.get("DATABASE_URL"):
-        devservices.ensure_postgres(database="tierdesk_bench")
-    os.environ["TIERDESK_DB_NAME"] = "tierdesk_bench"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from _common import report, setup_django
 
 
 def populate(n: int) -> None:
@@ -98,7 +78,7 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    setup_django()
+    setup_django("tierdesk_bench")
     populate(args.tickets)
 
     from triage import controls, routing, selectors, whatif
@@ -137,12 +117,7 @@ def main() -> int:
     print(json.dumps(figures, indent=2))
     assert summary is not None
     print(f"proposed escalation rate {summary.escalation_rate:.1%}, {summary.changed} tickets change lane")
-    if RESULTS.exists():
-        previous = json.loads(RESULTS.read_text())
-        if previous.get("total_s_median"):
-            print(f"vs previous run: total ×{figures['total_s_median'] / previous['total_s_median']:.2f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2))
+    report("whatif", figures, ["total_s_median", "repeat_preview_s_median"])
     return 0
 
 

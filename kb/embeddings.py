@@ -142,7 +142,8 @@ class LocalEmbedder:
         """Reuses this process's vectors for texts it has embedded before (re-indexing an article)."""
         if not texts:
             return np.zeros((0, LOCAL_DIM), dtype=np.float32)
-        found = {t: self._cache[t] for t in texts if t in self._cache}
+        # One lookup per text: another thread of a threads-pool worker may clear the cache in between.
+        found = {t: v for t in texts if (v := self._cache.get(t)) is not None}
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         for start in range(0, len(missing), self.config.batch):
             part = missing[start : start + self.config.batch]

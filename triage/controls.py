@@ -60,8 +60,9 @@ def switches_row() -> Switches:
     return row if row is not None else Switches.objects.create()
 
 
-def switches_current() -> routing.Switches:
-    row = switches_row()
+def switches_current(row: Switches | None = None) -> routing.Switches:
+    """The switches as routing reads them. A step passes the row it read, so one decision sees one version."""
+    row = row if row is not None else switches_row()
     return routing.Switches(
         version=row.version, force_mini=row.force_mini, drafts_off=row.drafts_off, large_off=row.large_off,
         enabled=frozenset(t for t in routing.TIERS if getattr(row, f"{t}_enabled")),
@@ -171,17 +172,21 @@ def _today_start() -> datetime:
     return timezone.make_aware(datetime.combine(now.date(), time.min), now.tzinfo)
 
 
-def budget_state(*, intent: Intent | None, contract_row: Contract | None) -> routing.Budget:
+def budget_state(*, intent: Intent | None, contract_row: Contract | None,
+                 switches: Switches | None = None) -> routing.Budget:
     """Which tiers have hit today's cap: per tier from the switches, per intent from its contract."""
-    row = switches_row()
+    row = switches if switches is not None else switches_row()
     since = _today_start()
-    spend = dict(ModelCall.objects.filter(created_at__gte=since).values_list("tier").annotate(s=Sum("cost_usd"))
-                 .values_list("tier", "s"))
+    caps = {tier: getattr(row, f"{tier}_daily_budget_usd") for tier in routing.TIERS}
     exhausted: dict[str, str] = {}
-    for tier in routing.TIERS:
-        cap = getattr(row, f"{tier}_daily_budget_usd")
-        if cap is not None and (spend.get(tier) or Decimal(0)) >= cap:
-            exhausted[tier] = row.budget_action
+    # The day's spend is summed over every call made today, a cost that grows with the day's traffic: it is
+    # read only when some tier has a cap to compare it with.
+    if any(cap is not None for cap in caps.values()):
+        spend = dict(ModelCall.objects.filter(created_at__gte=since).values_list("tier")
+                     .annotate(s=Sum("cost_usd")).values_list("tier", "s"))
+        for tier, cap in caps.items():
+            if cap is not None and (spend.get(tier) or Decimal(0)) >= cap:
+                exhausted[tier] = row.budget_action
     if intent is not None and contract_row is not None and contract_row.daily_budget_usd is not None:
         by_intent = ModelCall.objects.filter(created_at__gte=since, ticket__intent=intent).aggregate(
             s=Sum("cost_usd"))["s"] or Decimal(0)

@@ -83,6 +83,12 @@ class Customer(models.Model):
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        # Intake and routing find a ticket's sender with email__iexact (UPPER(email) = UPPER(%s)), which the
+        # unique index on email cannot answer: without this one, every ticket scanned the whole table
+        # (63 ms at 100,000 customers).
+        indexes = [models.Index(Upper("email"), name="customer_email_upper")]
+
     def __str__(self) -> str:
         return self.email
 

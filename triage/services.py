@@ -152,30 +152,39 @@ def ticket_create(
     idempotency_key: str | None = None,
 ) -> tuple[Ticket, bool]:
     """Store a ticket and queue its triage. Returns (ticket, created)."""
+    if idempotency_key is not None and api_key is None:
+        raise ApplicationError("an Idempotency-Key needs an authenticated client")
+
+    def insert() -> Ticket:
+        return Ticket.objects.create(
+            subject=subject, body=body, from_email=from_email, from_name=from_name,
+            external_id=external_id, metadata=metadata or {}, channel=channel, api_key=api_key,
+            customer=Customer.objects.filter(email__iexact=from_email).first(),
+        )
+
+    if idempotency_key is None:
+        # One INSERT is atomic by itself: a transaction around it would add only BEGIN and COMMIT round trips
+        # to every ticket. Outside a transaction the task is queued at once, after the row is committed;
+        # inside a caller's, on commit as always.
+        ticket = insert()
+        enqueue("classify_ticket", ticket.pk)
+        return ticket, True
     payload = {
         "subject": subject, "body": body, "from_email": from_email, "from_name": from_name,
         "external_id": external_id, "metadata": metadata or {},
     }
-    if idempotency_key is not None and api_key is None:
-        raise ApplicationError("an Idempotency-Key needs an authenticated client")
     digest = _request_hash(payload)
     try:
         with transaction.atomic():
-            if idempotency_key is not None:
-                existing = IdempotencyRecord.objects.select_related("ticket").filter(
-                    api_key=api_key, key=idempotency_key
-                ).first()
-                if existing is not None:
-                    return _replay(existing, digest), False
-            ticket = Ticket.objects.create(
-                subject=subject, body=body, from_email=from_email, from_name=from_name,
-                external_id=external_id, metadata=metadata or {}, channel=channel, api_key=api_key,
-                customer=Customer.objects.filter(email__iexact=from_email).first(),
+            existing = IdempotencyRecord.objects.select_related("ticket").filter(
+                api_key=api_key, key=idempotency_key
+            ).first()
+            if existing is not None:
+                return _replay(existing, digest), False
+            ticket = insert()
+            IdempotencyRecord.objects.create(
+                api_key=api_key, key=idempotency_key, request_hash=digest, ticket=ticket
             )
-            if idempotency_key is not None:
-                IdempotencyRecord.objects.create(
-                    api_key=api_key, key=idempotency_key, request_hash=digest, ticket=ticket
-                )
             enqueue("classify_ticket", ticket.pk)
             return ticket, True
     except IntegrityError:

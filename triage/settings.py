@@ -260,7 +260,8 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "ratelimit": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache with one client per pool and a one-round-trip incr (triage/cache.py).
+        "BACKEND": "triage.cache.RedisCache",
         "LOCATION": devservices.redis_client_url(REDIS_URL),
         "KEY_PREFIX": "tierdesk",
         "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
@@ -352,6 +353,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # either way; the sweeper queues what could not be published. (The worker's own reconnection is separate.)
     "max_retries": 0,
 }
+# How the worker runs its tasks. prefork (a process each) suits the local engine, whose work is CPU. A step on
+# a model server spends seconds waiting for its answer, and threads wait cheaply: one process, one copy of the
+# models and libraries, a database connection per thread while it runs a task (so PostgreSQL's max_connections
+# must cover the concurrency, plus the web threads). bench/worker_memory.py measures both.
+CELERY_WORKER_POOL = envstr("TIERDESK_WORKER_POOL", "prefork")
+if CELERY_WORKER_POOL not in {"prefork", "threads", "solo"}:
+    raise ImproperlyConfigured(
+        f"TIERDESK_WORKER_POOL must be prefork, threads or solo, not {CELERY_WORKER_POOL!r}"
+    )
+CELERY_WORKER_CONCURRENCY = envint("TIERDESK_WORKER_CONCURRENCY", 2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must not hang a web request while the broker is down; the sweeper covers the gap.
 CELERY_BROKER_CONNECTION_TIMEOUT = envfloat("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)

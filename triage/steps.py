@@ -36,6 +36,7 @@ from triage.models import (
     RouteDecision,
     ShadowConfig,
     ShadowResult,
+    Switches,
     Ticket,
     TriageRun,
 )
@@ -141,8 +142,9 @@ def _classify(ticket_id: int) -> None:
     Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(
         status=Ticket.Status.CLASSIFYING, updated_at=timezone.now()
     )
-    switches = controls.switches_current()
-    budget = controls.budget_state(intent=None, contract_row=None)
+    row = controls.switches_row()
+    switches = controls.switches_current(row)
+    budget = controls.budget_state(intent=None, contract_row=None, switches=row)
     chain = [tiers.Step(t, o) for t, o in routing.classify_chain(switches, budget, breaker.open_tiers())]
     text, _redaction = ticket_text(ticket)
     outcome = tiers.classify(
@@ -205,8 +207,10 @@ def _customer_signals(ticket: Ticket, top_similarity: float | None) -> routing.S
     return routing.Signals(vip=vip, flagged=bool(customer and customer.flagged), top_similarity=top_similarity)
 
 
-def decide(ticket: Ticket, run: TriageRun | None, retrieved: list[dict[str, Any]]) -> tuple[Any, routing.Decision]:
+def decide(ticket: Ticket, run: TriageRun | None, retrieved: list[dict[str, Any]], *,
+           switches_row: Switches | None = None) -> tuple[Any, routing.Decision]:
     intent = run.intent if run is not None else None
+    row = switches_row if switches_row is not None else controls.switches_row()
     contract_row, contract = controls.contract_for(intent=intent, ticket_id=ticket.pk)
     classification = None
     if run is not None and run.intent is not None:
@@ -216,8 +220,8 @@ def decide(ticket: Ticket, run: TriageRun | None, retrieved: list[dict[str, Any]
         )
     top = max((r["similarity"] for r in retrieved), default=None)
     decision = routing.route(
-        classification, contract, controls.switches_current(), _customer_signals(ticket, top),
-        controls.budget_state(intent=intent, contract_row=contract_row), breaker.open_tiers(),
+        classification, contract, controls.switches_current(row), _customer_signals(ticket, top),
+        controls.budget_state(intent=intent, contract_row=contract_row, switches=row), breaker.open_tiers(),
     )
     return contract_row, decision
 
@@ -251,8 +255,10 @@ def _route(ticket_id: int) -> None:
         return
     run = ticket.triage_runs.select_related("intent").first()
     retrieved = _retrieve(ticket) if run is not None else []
-    contract_row, decision = decide(ticket, run, retrieved)
-    switches = controls.switches_current()
+    # One read of the switches for the decision and its record, so the version stored is the one applied.
+    row = controls.switches_row()
+    contract_row, decision = decide(ticket, run, retrieved, switches_row=row)
+    switches = controls.switches_current(row)
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket_id)
         if locked.status != Ticket.Status.ROUTING:
@@ -339,7 +345,8 @@ def _redraft_decision(ticket: Ticket, previous: RouteDecision | None, request: R
     """The route for an agent's new draft: the tier that wrote the last one, or large when escalated by hand."""
     run = previous.triage_run if previous is not None else ticket.triage_runs.select_related("intent").first()
     contract_row, contract = controls.contract_for(intent=run.intent if run else None, ticket_id=ticket.pk)
-    switches = controls.switches_current()
+    row = controls.switches_row()
+    switches = controls.switches_current(row)
     if request.action == ReviewAction.Action.ESCALATE:
         lane, reason = "large", routing.Reason.MANUAL_ESCALATION
         # The large tier answers from what the route retrieved for the ticket; the agent's reason travels
@@ -355,7 +362,8 @@ def _redraft_decision(ticket: Ticket, previous: RouteDecision | None, request: R
     else:
         decision = routing.redraft(
             lane, reason, contract, switches,
-            controls.budget_state(intent=run.intent, contract_row=contract_row), breaker.open_tiers(),
+            controls.budget_state(intent=run.intent, contract_row=contract_row, switches=row),
+            breaker.open_tiers(),
         )
     return _route_decision(ticket, run, decision, contract_row, switches, retrieved)
 

@@ -94,15 +94,49 @@ def embeddings(texts: list[str], dim: int = EMBEDDING_DIM, *, model: str = "scri
     })
 
 
+def valid_reply(payload: dict[str, Any], *, delay: float = 0.0) -> Reply:
+    """A schema-valid answer to any classify or draft request, for load tests that need the pipeline's normal
+    path: an intent from the request's own enum (chosen by a hash of the ticket, never `other`), and a draft
+    citing passage [1] when the prompt offers one."""
+    schema = payload.get("response_format", {}).get("json_schema", {})
+    user = str(payload.get("messages", [{}, {}])[-1].get("content", ""))
+    if schema.get("name") == "ticket_classification":
+        intents = [i for i in schema["schema"]["properties"]["intent"]["enum"] if i != "other"] or ["other"]
+        intent = intents[int(hashlib.blake2b(user.encode(), digest_size=4).hexdigest(), 16) % len(intents)]
+        reply = completion({"intent": intent, "urgency": "normal", "sentiment": "neutral", "language": "en",
+                            "confidence": 0.9, "summary": "The customer asks for help with an order."})
+    else:
+        system = str(payload.get("messages", [{}])[0].get("content", ""))
+        cites = [1] if "[1] " in system else []
+        text = "Hello,\n\nThank you for writing to us. Here is what to do next" + (" [1]." if cites else ".")
+        reply = completion({"reply": text + "\n\nKind regards", "citations": cites}, tokens_in=800, tokens_out=60)
+    reply.delay = delay
+    return reply
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog: socketserver's default of 5 refuses (or delays by a SYN retry) a burst of clients.
+    request_queue_size = 256
+
+
 class ScriptedOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, *, respond: Callable[[dict[str, Any]], Reply | None] | None = None,
+                 keep_requests: bool = True) -> None:
         self.replies: deque[Reply] = deque()
         # /v1/embeddings answers from its own script, else with hashed_embedding vectors of the requested size.
         self.embedding_replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.default: Reply | None = None
         # Asked first for each chat request's reply (None: the script, then the default, answer).
-        self.respond: Callable[[dict[str, Any]], Reply | None] | None = None
+        self.respond = respond
+        self.keep_requests = keep_requests  # load tests send too many requests to keep
+        # Requests being answered now, the most at once, and the seconds spent answering them all.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.served = 0
+        self.busy_seconds = 0.0
+        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -110,11 +144,25 @@ class ScriptedOpenAI:
                 pass
 
             def do_POST(self) -> None:
+                started = time.perf_counter()
+                with outer._lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    self._serve()
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+                        outer.served += 1
+                        outer.busy_seconds += time.perf_counter() - started
+
+            def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = json.loads(self.rfile.read(length) or b"{}")
-                outer.requests.append({"path": self.path, "json": payload,
-                                       "authorization": self.headers.get("Authorization"),
-                                       "at": time.monotonic()})
+                if outer.keep_requests:
+                    outer.requests.append({"path": self.path, "json": payload,
+                                           "authorization": self.headers.get("Authorization"),
+                                           "at": time.monotonic()})
                 if self.path.rstrip("/").endswith("/embeddings"):
                     reply = outer._embedding_reply(payload)
                 else:
@@ -166,8 +214,7 @@ class ScriptedOpenAI:
                 if reply.cut_at is not None:
                     self.close_connection = True  # the rest of the body never comes
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         # A short poll interval: shutdown() waits up to one interval, and every test shuts a server down.
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)

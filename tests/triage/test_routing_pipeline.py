@@ -397,3 +397,34 @@ def test_the_api_returns_the_full_route_trace(server: ScriptedOpenAI, world: Non
     assert [c["prompt_version"] for c in body["model_calls"]] == [2, 2, 2]  # classify v2, draft v2
     assert all(c["cost_usd"] for c in body["model_calls"])
     assert [a["tier"] for a in body["draft"]["attempts"]] == ["mini", "large"]
+
+
+# --- What a ticket costs the database -----------------------------------------------------------
+
+def test_each_step_runs_a_fixed_number_of_queries(server: ScriptedOpenAI, world: None,
+                                                  django_assert_num_queries: Any) -> None:
+    server.script(classified(), reply(), classified(), reply())
+    run(new_ticket())  # the KB's languages and term statistics, read once a minute, are read now
+    ticket = new_ticket()
+    # The ticket, its claim, the switches (once), its thread, the taxonomy, the local model, the prompt; then
+    # one transaction: the call, the locked ticket, the intent, the run, shadow configs, the ticket.
+    with django_assert_num_queries(15):
+        steps.ticket_classify(ticket_id=ticket.pk)
+    # The ticket, its run, its thread, the query's terms, the search; the switches (once), the contract (the
+    # intent's, then the default), the customer; then the locked ticket, the decision, the ticket.
+    with django_assert_num_queries(14):
+        steps.ticket_route(ticket_id=ticket.pk)
+    with django_assert_num_queries(21):
+        steps.ticket_draft(ticket_id=ticket.pk)
+
+
+def test_the_days_spend_is_summed_only_when_a_tier_has_a_cap(server: ScriptedOpenAI, world: None,
+                                                            django_assert_num_queries: Any) -> None:
+    controls.switches_update(actor=None, mini_daily_budget_usd=Decimal("100.00"))
+    server.script(classified(), reply(), classified(), reply())
+    run(new_ticket())
+    ticket = new_ticket()
+    with django_assert_num_queries(16):  # the 15 above and the day's spend per tier
+        steps.ticket_classify(ticket_id=ticket.pk)
+    with django_assert_num_queries(15):
+        steps.ticket_route(ticket_id=ticket.pk)
