@@ -31,7 +31,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,21 +43,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "chaos.json"
+
+from bench._common import free_port, machine, percentile, report
+
 IN_FLIGHT = ("new", "classifying", "routing", "drafting")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -479,11 +467,12 @@ def main() -> int:
         "postgres_restarts": len(faults.outages["postgres"]),
         "seconds_total": round(settled_at - started, 1),
         "seconds_to_settle_after_last_fault": round(settled_at - last_fault, 1),
-        "intake_p50_ms": round(percentile(all_ms, 50), 1),
-        "intake_p99_ms": round(percentile(all_ms, 99), 1),
-        "intake_p99_ms_broker_down": round(percentile(redis_ms, 99), 1),
+        "intake_p50_ms": round(percentile(all_ms, 0.50), 1),
+        "intake_p99_ms": round(percentile(all_ms, 0.99), 1),
+        "intake_p99_ms_broker_down": round(percentile(redis_ms, 0.99), 1),
         "intake_statuses_broker_down": {str(k): v for k, v in redis_statuses.items()},
         "intake_statuses_database_down": {str(k): v for k, v in pg_statuses.items()},
+        "machine": machine(),
         "state_dir": str(state),
     }
     failures = []
@@ -504,16 +493,8 @@ def main() -> int:
 
     for name, value in figures.items():
         print(f"{name}: {value}")
-    if args.no_results:
-        pass
-    elif RESULTS.exists():
-        previous = json.loads(RESULTS.read_text())
-        for name in ("seconds_to_settle_after_last_fault", "intake_p99_ms", "intake_p99_ms_broker_down"):
-            if previous.get(name):
-                print(f"{name} vs previous run: ×{figures[name] / previous[name]:.2f}")
-    if not args.no_results:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    report("chaos", figures, ("seconds_to_settle_after_last_fault", "intake_p50_ms", "intake_p99_ms",
+                              "intake_p99_ms_broker_down"), save=not args.no_results)
     if args.report:
         Path(args.report).write_text(json.dumps(figures, indent=2) + "\n")
     print("FAILED: " + "; ".join(failures) if failures else "all invariants held")
