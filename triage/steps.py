@@ -99,7 +99,7 @@ def _local_model() -> Any:
 
 # --- Claims -------------------------------------------------------------------------------------
 
-def _step_claim(ticket_id: int, statuses: Iterable[str], token: str) -> bool:
+def _step_claim(ticket_id: int, statuses: Iterable[str], token: str, **also: Any) -> bool:
     """Claim the ticket for this delivery of a step. False while another delivery holds a live claim: the
     step is already being worked on, and asking a model again would only cost money. The same token (the
     task redelivered after its worker was killed) or a claim older than STALLED_AFTER_S takes over."""
@@ -108,18 +108,22 @@ def _step_claim(ticket_id: int, statuses: Iterable[str], token: str) -> bool:
     # updated_at moves too: the sweeper measures a stall from the moment a step started.
     return Ticket.objects.filter(pk=ticket_id, status__in=list(statuses)).filter(
         Q(step_claimed_at__isnull=True) | Q(step_claimed_at__lt=expired) | Q(step_claim=token)
-    ).update(step_claim=token, step_claimed_at=now, updated_at=now) == 1
+    ).update(step_claim=token, step_claimed_at=now, updated_at=now, **also) == 1
 
 
-def _claimed(ticket_id: int, statuses: Iterable[str], token: str, step: Callable[[int], None]) -> None:
+def _claimed(ticket_id: int, statuses: Iterable[str], token: str, step: Callable[[int], bool | None],
+             **also: Any) -> None:
+    """Run `step` under a claim. A step returns True when it stored its result, which clears the claim in
+    the same transaction; any other way out (nothing to do, an error) releases it here."""
     token = token or uuid.uuid4().hex
-    if not _step_claim(ticket_id, statuses, token):
+    if not _step_claim(ticket_id, statuses, token, **also):
         return
+    stored = False
     try:
-        step(ticket_id)
+        stored = bool(step(ticket_id))
     finally:
-        # A step that stored its result cleared the claim in the same transaction; this covers the rest.
-        Ticket.objects.filter(pk=ticket_id, step_claim=token).update(step_claim="", step_claimed_at=None)
+        if not stored:
+            Ticket.objects.filter(pk=ticket_id, step_claim=token).update(step_claim="", step_claimed_at=None)
 
 
 def _unclaim(ticket: Ticket) -> None:
@@ -130,18 +134,16 @@ def _unclaim(ticket: Ticket) -> None:
 
 def ticket_classify(*, ticket_id: int, token: str = "") -> None:
     """Classify a new ticket. `token` names this delivery (the Celery task id); see _step_claim."""
-    _claimed(ticket_id, IN_FLIGHT, token, _classify)
+    # The claim moves a new ticket to classifying in the same UPDATE.
+    _claimed(ticket_id, IN_FLIGHT, token, _classify, status=Ticket.Status.CLASSIFYING)
 
 
-def _classify(ticket_id: int) -> None:
+def _classify(ticket_id: int) -> bool:
     from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status not in IN_FLIGHT:
-        return  # deleted, or already classified: a redelivered task has nothing to do
-    Ticket.objects.filter(pk=ticket_id, status=Ticket.Status.NEW).update(
-        status=Ticket.Status.CLASSIFYING, updated_at=timezone.now()
-    )
+        return False  # deleted, or already classified: a redelivered task has nothing to do
     row = controls.switches_row()
     switches = controls.switches_current(row)
     budget = controls.budget_state(intent=None, contract_row=None, switches=row)
@@ -155,7 +157,7 @@ def _classify(ticket_id: int) -> None:
         _store_calls(ticket_id, outcome.calls)
         locked = Ticket.objects.select_for_update().get(pk=ticket_id)
         if locked.status not in IN_FLIGHT:
-            return
+            return False
         c = outcome.classification
         if c is not None:
             intent = intent_other() if c.intent == routing.OTHER_INTENT else Intent.objects.get(name=c.intent)
@@ -175,6 +177,7 @@ def _classify(ticket_id: int) -> None:
         _unclaim(locked)
         locked.save()
         enqueue("route_ticket", ticket_id)
+    return True
 
 
 # --- Route --------------------------------------------------------------------------------------
@@ -247,12 +250,12 @@ def ticket_route(*, ticket_id: int, token: str = "") -> None:
     _claimed(ticket_id, [Ticket.Status.ROUTING], token, _route)
 
 
-def _route(ticket_id: int) -> None:
+def _route(ticket_id: int) -> bool:
     from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status != Ticket.Status.ROUTING:
-        return
+        return False
     run = ticket.triage_runs.select_related("intent").first()
     retrieved = _retrieve(ticket) if run is not None else []
     # One read of the switches for the decision and its record, so the version stored is the one applied.
@@ -262,7 +265,7 @@ def _route(ticket_id: int) -> None:
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket_id)
         if locked.status != Ticket.Status.ROUTING:
-            return
+            return False
         _route_decision(locked, run, decision, contract_row, switches, retrieved).save()
         locked.lane = decision.lane
         locked.human_review_required = decision.human_review_required
@@ -274,6 +277,7 @@ def _route(ticket_id: int) -> None:
             enqueue("draft_ticket", ticket_id)
         _unclaim(locked)
         locked.save()
+    return True
 
 
 # --- Draft --------------------------------------------------------------------------------------
@@ -372,18 +376,18 @@ def ticket_draft(*, ticket_id: int, token: str = "") -> None:
     _claimed(ticket_id, [Ticket.Status.DRAFTING], token, _draft)
 
 
-def _draft(ticket_id: int) -> None:
+def _draft(ticket_id: int) -> bool:
     from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status != Ticket.Status.DRAFTING:
-        return
+        return False
     decision = ticket.route_decisions.select_related("triage_run__intent", "contract").first()
     request = redraft_request(ticket, decision)
     if request is not None:
         decision = _redraft_decision(ticket, decision, request)  # saved with the draft, below
     elif decision is None or decision.triage_run is None or Draft.objects.filter(route_decision=decision).exists():
-        return
+        return False
     instruction = request.reason if request is not None else ""
     run = decision.triage_run
     text, redaction = ticket_text(ticket)
@@ -435,16 +439,16 @@ def _draft(ticket_id: int) -> None:
         _store_calls(ticket_id, calls)
         locked = Ticket.objects.select_for_update().get(pk=ticket_id)
         if locked.status != Ticket.Status.DRAFTING:
-            return
+            return False
         if request is not None:
             # Another delivery of this task may have answered the request while this one was drafting.
             latest = RouteDecision.objects.filter(ticket=locked).order_by("-created_at", "-id").first()
             if redraft_request(locked, latest) != request:
-                return
+                return False
             decision.save()
             locked.lane = decision.lane
         elif Draft.objects.filter(route_decision=decision).exists():
-            return
+            return False
         shown = chosen or last_produced
         draft = None
         if shown is not None:
@@ -508,6 +512,7 @@ def _draft(ticket_id: int) -> None:
             locked.high_risk = True
         _unclaim(locked)
         locked.save()
+    return True
 
 
 # --- Shadow lanes -------------------------------------------------------------------------------

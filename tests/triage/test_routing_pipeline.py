@@ -406,15 +406,16 @@ def test_each_step_runs_a_fixed_number_of_queries(server: ScriptedOpenAI, world:
     server.script(classified(), reply(), classified(), reply())
     run(new_ticket())  # the KB's languages and term statistics, read once a minute, are read now
     ticket = new_ticket()
-    # The ticket, its claim, the switches (once), its thread, the taxonomy, the local model, the prompt; then
-    # one transaction: the call, the locked ticket, the intent, the run, shadow configs, the ticket.
+    # The claim (which moves it to classifying), the ticket, the switches (once), its thread, the taxonomy, the
+    # local model, the prompt; then one transaction: the call, the locked ticket, the intent, the run, shadow
+    # configs, the ticket (which clears the claim).
     with django_assert_num_queries(15):
         steps.ticket_classify(ticket_id=ticket.pk)
-    # The ticket, its run, its thread, the query's terms, the search; the switches (once), the contract (the
-    # intent's, then the default), the customer; then the locked ticket, the decision, the ticket.
-    with django_assert_num_queries(14):
+    # The claim, the ticket, its run, its thread, the query's terms, the search; the switches (once), the
+    # contract (the intent's, then the default), the customer; then the locked ticket, the decision, the ticket.
+    with django_assert_num_queries(15):
         steps.ticket_route(ticket_id=ticket.pk)
-    with django_assert_num_queries(21):
+    with django_assert_num_queries(23):  # the claim, 21, and the prompt texts the prompt-leak gate looks for
         steps.ticket_draft(ticket_id=ticket.pk)
 
 
@@ -426,5 +427,5 @@ def test_the_days_spend_is_summed_only_when_a_tier_has_a_cap(server: ScriptedOpe
     ticket = new_ticket()
     with django_assert_num_queries(16):  # the 15 above and the day's spend per tier
         steps.ticket_classify(ticket_id=ticket.pk)
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(16):
         steps.ticket_route(ticket_id=ticket.pk)
