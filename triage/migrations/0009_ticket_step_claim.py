@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('triage', '0007_review_reason_holds_instructions'),
+        ('triage', '0008_customer_email_upper'),
     ]
 
     operations = [
