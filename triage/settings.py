@@ -346,13 +346,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "pipeline"
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
-    # Publishing tries the broker once: kombu would otherwise wait 2 s and try again, and a web request that
-    # queues a ticket's triage while Redis is down would take 2 s instead of milliseconds. The ticket is stored
-    # either way; the sweeper queues what could not be published. (The worker's own reconnection is separate.)
-    "max_retries": 0,
-}
+# The web process publishes with one try instead (triage/wsgi.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 # How the worker runs its tasks. prefork (a process each) suits the local engine, whose work is CPU. A step on
 # a model server spends seconds waiting for its answer, and threads wait cheaply: one process, one copy of the
 # models and libraries, a database connection per thread while it runs a task (so PostgreSQL's max_connections
