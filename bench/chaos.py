@@ -9,7 +9,7 @@ Runs on a PostgreSQL and Redis of its own (a temporary state directory), so it n
 services of `./run`. What it starts:
 - gunicorn serving the app; a client posts tickets to `POST /api/v1/tickets` at a fixed rate, retrying a
   refused request with the same Idempotency-Key as any client should;
-- one Celery worker (prefork, 2 processes) with the stalled-work sweeper (beat) inside it;
+- one Celery worker (prefork, 2 processes), and Celery beat running the stalled-work sweeper beside it;
 - a real SMTP server on loopback; an "agent" thread approves every `--approve-every`-th draft, so replies
   are sent while the faults happen;
 - the faults: SIGKILL of the worker's main process (its whole process group dies with it, as when a
@@ -106,11 +106,12 @@ class Worker:
 
     def start(self) -> None:
         self.starts += 1
-        log = open(self.state / f"worker-{self.starts}.log", "wb")  # noqa: SIM115 - the worker writes to it  # noqa: SIM115 - the worker keeps it
+        log = open(self.state / f"worker-{self.starts}.log", "wb")  # noqa: SIM115 - the worker writes to it
+        # The scheduler (the sweeper) runs as a process of its own, as in a deployment with several workers:
+        # the kills below are the worker's, and a worker's pool processes are then only its pool.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "triage", "worker", "-B", "--schedule",
-             str(self.state / "celerybeat-schedule"), "-Q", "pipeline", "--concurrency", "2", "--loglevel",
-             "INFO", "--without-gossip", "--without-mingle", "--hostname", f"chaos-{self.starts}@%h"],
+            [sys.executable, "-m", "celery", "-A", "triage", "worker", "-Q", "pipeline", "--concurrency", "2",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--hostname", f"chaos-{self.starts}@%h"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -418,6 +419,12 @@ def main() -> int:
             stderr=subprocess.STDOUT,
         )
         worker = Worker(worker_env, state)
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "triage", "beat", "--schedule", str(state / "celerybeat-schedule"),
+             "--loglevel", "INFO"],
+            cwd=ROOT, env=worker_env, stdout=open(state / "beat.log", "wb"),  # noqa: SIM115 - beat writes to it
+            stderr=subprocess.STDOUT,
+        )
         try:
             worker.start()
             wait_for_web(port)
@@ -431,6 +438,8 @@ def main() -> int:
             calls = dict(Counter(ModelCall.objects.values_list("step", flat=True)))
         finally:
             worker.stop()
+            beat.terminate()
+            beat.wait(timeout=30)
             web.terminate()
             web.wait(timeout=30)
     approved, started, settled_at, last_fault = figures_raw
