@@ -8,6 +8,13 @@ from pgvector.django import HnswIndex, VectorField
 
 
 class Article(models.Model):
+    class Audience(models.TextChoices):
+        # Help-centre text a customer may read: a draft may quote it and cite it.
+        PUBLIC = "public"
+        # Procedures and policy for agents: shown beside the draft and given to a model as guidance, never
+        # quoted to the customer (the internal_text gate holds a draft that repeats it).
+        INTERNAL = "internal"
+
     class Status(models.TextChoices):
         DRAFT = "draft"  # written, never published: not retrievable
         PUBLISHED = "published"  # retrievable
@@ -19,6 +26,7 @@ class Article(models.Model):
     body = models.TextField()
     source = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PUBLISHED)
+    audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.PUBLIC)
     # The version whose title and body are above and in the chunks (the live one once published).
     # A newer draft waits in ArticleVersion until it is published.
     version = models.PositiveIntegerField(default=1)

@@ -526,10 +526,71 @@ class Draft(models.Model):
     instruction = models.CharField(max_length=1000, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
+    # The remembered reply the local engine started from (None: written by a model, or from articles alone).
+    memory = models.ForeignKey("ReplyMemory", null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts")
+    # The internal articles given to the writer as guidance and shown to the agent beside the draft:
+    # [{"article_id", "article_slug", "article_title", "article_version", "text"}].
+    guidance = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class ReplyMemory(models.Model):
+    """A reply worth starting from: a reference reply shipped for the taxonomy, or one an agent sent.
+
+    The text holds slots (`{{first_name}}`, `{{order_number}}`, ...) where the ticket's own values went, so it
+    can be filled from the next ticket; the vector is the embedding of the ticket it answered, so a new ticket
+    finds the replies to tickets like it."""
+
+    class Source(models.TextChoices):
+        REFERENCE = "reference"  # shipped for the demo taxonomy (fixtures/replies)
+        SENT = "sent"  # an agent approved or wrote it
+
+    intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="replies")
+    language = models.CharField(max_length=10)
+    text = models.TextField()
+    # The ticket text the reply answered, PII redacted (what `embedding` embeds).
+    prompt = models.TextField(blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    # Slugs of the public articles the reply's facts come from: cited when retrieval returns them.
+    article_slugs = models.JSONField(default=list, blank=True)
+    review = models.OneToOneField("ReviewAction", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="remembered")
+    embedding = VectorField(dimensions=LOCAL_EMBEDDING_DIM, null=True, blank=True)
+    # False once an agent's edit of a draft written from it replaced it.
+    active = models.BooleanField(default=True)
+    replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Stable id of a shipped reference reply, so seeding again updates it in place.
+    key = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], condition=~Q(key=""), name="replymemory_key_once"),
+        ]
+        indexes = [models.Index(fields=["intent", "language", "active"], name="replymemory_lookup")]
+
+
+class Macro(models.Model):
+    """A saved reply with placeholders, managed by admins, inserted by agents in the composer."""
+
+    name = models.CharField(max_length=120, unique=True)
+    body = models.TextField()
+    # Shown to everyone when empty; else only to members of this group (a team or a role).
+    group = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Citation(models.Model):
@@ -594,6 +655,8 @@ class ReviewAction(models.Model):
         REJECT = "reject"
         REGENERATE = "regenerate"
         ESCALATE = "escalate"
+        # A reply the agent wrote in the composer (from scratch, from a macro or from the draft) and sent.
+        COMPOSE = "compose"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="reviews")
     draft = models.ForeignKey(Draft, null=True, on_delete=models.CASCADE, related_name="reviews")
@@ -671,6 +734,8 @@ class Job(models.Model):
         TRAIN_LOCAL_MODEL = "train_local_model"
         TRIAGE_EVAL = "triage_eval"
         REPLAY = "replay"
+        DRAFT_EVAL = "draft_eval"
+        DRAFT_REPLAY = "draft_replay"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -705,8 +770,10 @@ class EvalRun(models.Model):
         TRIAGE = "triage"
         KB = "kb"
         REPLAY = "replay"
+        DRAFT = "draft"
+        DRAFT_REPLAY = "draft_replay"
 
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     name = models.CharField(max_length=200)
     tier = models.CharField(max_length=10, blank=True)
     engine = models.CharField(max_length=10, blank=True)
