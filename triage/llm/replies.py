@@ -190,6 +190,7 @@ def terms(text: str) -> set[str]:
 def sentences(text: str) -> list[str]:
     """Prose sentences of a passage: headings, list markers and fragments of under four words dropped."""
     text = re.sub(r"^\s*(#+\s.*|[-*]\s+|\d+[.)]\s+)", "", text, flags=re.MULTILINE)
+    text = re.sub(r"\*\*|__|(?<!\w)\*(?!\s)|(?<!\s)\*(?!\w)", "", text)  # markdown emphasis
     found: list[str] = []
     for block in re.split(r"\n\s*\n|\n(?=\S)", text):
         for sentence in _SENTENCE_END.split(" ".join(block.split())):
