@@ -303,8 +303,8 @@ def _usable(retrieved: list[dict[str, Any]], also: Sequence[dict[str, Any]] = ()
     """The public passages good enough to ground a draft, by the citation marker the writer sees; `also`
     (a remembered reply's own articles) after them unless already there."""
     usable = [r for r in retrieved if _public(r) and r["similarity"] >= settings.KB_MIN_SIMILARITY]
-    seen = {r["chunk_id"] for r in usable}
-    usable += [r for r in also if r["chunk_id"] not in seen]
+    seen = {r["article_slug"] for r in usable}
+    usable += [r for r in also if r["article_slug"] not in seen]
     return dict(enumerate(usable, 1))
 
 

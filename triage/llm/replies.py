@@ -202,9 +202,12 @@ def sentences(text: str) -> list[str]:
 
 def _supporting(sources: Sequence[Source], body: str, slugs: Sequence[str]) -> list[int]:
     """The passages a remembered reply rests on: its own articles first, else the passage sharing most words."""
-    named = [s.marker for s in sources if s.slug in slugs]
+    named: dict[str, int] = {}
+    for source in sources:
+        if source.slug in slugs:
+            named.setdefault(source.slug, source.marker)  # one passage per article: the best-ranked
     if named:
-        return named[:2]
+        return list(named.values())[:2]
     words = terms(body)
     best = max(sources, key=lambda s: len(words & terms(s.text)), default=None)
     if best is not None and len(words & terms(best.text)) >= 4:
