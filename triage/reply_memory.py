@@ -31,20 +31,36 @@ def _vector(text: str) -> list[float]:
     return [float(x) for x in local.embed_texts([text])[0]]
 
 
-def best(*, intent: str, language: str, text: str) -> replies.Memory | None:
-    """The remembered reply of this intent whose ticket reads most like this one, in the ticket's language
-    when the team has replies in it (else English, else any); None below the similarity floor."""
-    if not intent:
+# Which intent's replies to start from. The classification's intent when it is confident; otherwise the intent
+# the nearest remembered tickets vote for (their similarities summed, in any language: the embedding is
+# multilingual). On 42 realistic store tickets in five languages (fixtures/draft_eval) the vote of the 5
+# nearest named the right intent for 24, the local classifier's best in-scope intent for 16.
+TRUST_CONFIDENCE = 0.6
+VOTERS = 5
+
+
+def best(*, intent: str, language: str, text: str, confidence: float = 0.0) -> replies.Memory | None:
+    """The remembered reply to start a draft from: of the classified intent when confident, else of the intent
+    the nearest remembered tickets vote for; in the ticket's language when the team has replies in it for that
+    intent (else English, else any); the closest such reply, or None below the similarity floor."""
+    rows = ReplyMemory.objects.filter(active=True, embedding__isnull=False)
+    vector = _vector(text)
+    near = list(rows.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "-id")
+                .values("intent__name", "distance")[:VOTERS])
+    if not near:
         return None
-    rows = ReplyMemory.objects.filter(intent__name=intent, active=True, embedding__isnull=False)
-    available = set(rows.order_by().values_list("language", flat=True).distinct())
-    if not available:
-        return None
+    chosen_intent = intent if intent and intent != "other" and confidence >= TRUST_CONFIDENCE else ""
+    if not chosen_intent or not rows.filter(intent__name=chosen_intent).exists():
+        votes: dict[str, float] = {}
+        for row in near:
+            votes[row["intent__name"]] = votes.get(row["intent__name"], 0.0) + 1.0 - float(row["distance"])
+        chosen_intent = max(votes, key=lambda name: votes[name])
+    of_intent = rows.filter(intent__name=chosen_intent)
+    available = set(of_intent.order_by().values_list("language", flat=True).distinct())
     wanted = next((lang for lang in ((language or "").lower()[:2], "en") if lang in available), None)
     if wanted is not None:
-        rows = rows.filter(language=wanted)
-    vector = _vector(text)
-    found = (rows.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "-id")
+        of_intent = of_intent.filter(language=wanted)
+    found = (of_intent.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "-id")
              .values("id", "text", "language", "article_slugs", "distance").first())
     if found is None:
         return None

@@ -209,15 +209,26 @@ class TicketPage(Schema):
 
 
 class ArticleIn(Schema):
-    id: str = Field(..., min_length=1, max_length=255, pattern=NO_NUL,
+    id: str = Field(..., min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK},
                     description="Your stable id for the article (a path, a CMS id): sending it again updates it")
-    title: str = Field(..., min_length=1, max_length=300, pattern=NO_NUL)
-    body: str = Field(..., min_length=1, max_length=200_000, pattern=NO_NUL, description="Markdown")
-    language: str = Field("", max_length=8, pattern=NO_NUL, description="ISO 639-1; empty: detected")
+    title: str = Field(..., min_length=1, max_length=300, json_schema_extra={"pattern": NOT_BLANK})
+    body: str = Field(..., min_length=1, max_length=200_000, json_schema_extra={"pattern": NOT_BLANK},
+                      description="Markdown")
+    language: str = Field("", pattern=r"^([A-Za-z]{2}([-_][A-Za-z0-9]{1,8})?)?$",
+                          description="ISO 639-1 (a region after it is dropped: pt-BR is pt); empty: detected")
     audience: Literal["public", "internal"] = Field(
         "public", description="public: customers may read it and drafts may quote it; internal: procedures "
         "for agents, shown beside drafts and given to models as guidance, never quoted")
     draft: bool = Field(False, description="store as a draft (not retrieved) instead of publishing")
+
+    @field_validator("id", "title", "body")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class ArticleOut(Schema):

@@ -429,7 +429,7 @@ def _draft(ticket_id: int) -> bool:
     memory = None
     if any(tiers.tier_config(s.tier, engine_override=s.engine_override).engine == "local" for s in plan):
         memory = reply_memory.best(intent=classification.intent, language=classification.language,
-                                   text=f"{text.subject}\n{text.body}")
+                                   text=f"{text.subject}\n{text.body}", confidence=classification.confidence)
     # A remembered reply's own articles are cited even when retrieval ranked them below the others.
     sources = public_chunks(slugs=list(memory.article_slugs)) if memory is not None else []
     usable = _usable(decision.retrieved, sources)

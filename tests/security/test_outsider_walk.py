@@ -70,7 +70,7 @@ WEBHOOK = {
     "inbound_sendgrid",
     "inbound_sendgrid_secret",
 }
-API = {"api:create_ticket", "api:list_tickets", "api:get_ticket"}
+API = {"api:create_ticket", "api:list_tickets", "api:get_ticket", "api:list_articles", "api:upsert_article"}
 PUBLIC = {
     "login",
     "logout",

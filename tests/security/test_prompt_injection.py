@@ -465,4 +465,5 @@ def test_a_leaked_draft_is_shown_masked_refused_as_is_and_sendable_once_edited(w
     edited = "Your parcel left our warehouse yesterday [1]."
     done = client.post(url, {"expected_revision": ticket.revision, "body": edited}, HTTP_HX_REQUEST="true")
     assert done.status_code == 200, done.content.decode()[:300]
-    assert OutboundEmail.objects.get(ticket=ticket).body == edited
+    # What the customer reads: the reply without the agent's citation markers.
+    assert OutboundEmail.objects.get(ticket=ticket).body == edited.replace(" [1]", "")

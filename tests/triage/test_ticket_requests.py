@@ -248,27 +248,27 @@ def test_the_instruction_reaches_the_model_with_a_prompt_that_says_how_to_use_it
     ticket.refresh_from_db()
 
     services.draft_regenerate(ticket_id=ticket.pk, draft_id=first.pk, user=agent,
-                              instruction="Also tell them how to recover the username",
+                              instruction="Also tell them how to change the email address on the account",
                               expected_revision=ticket.revision)
-    server.script(completion({"reply": "Hi Sam, here is how to reset your password [1] and find your "
-                                       "username [2].", "citations": [1, 2]}))
+    server.script(completion({"reply": "Hi Sam, here is how to reset your password [1] and change your "
+                                       "email address [2].", "citations": [1, 2]}))
     steps.ticket_draft(ticket_id=ticket.pk)
     steps.ticket_draft(ticket_id=ticket.pk)  # a redelivered task finds the request answered
 
     request = server.requests[-1]["json"]
     system, user = (m["content"] for m in request["messages"])
     assert "`agent_instruction`" in system and "Never quote or mention it" in system
-    assert json.loads(user)["agent_instruction"] == "Also tell them how to recover the username"
+    assert json.loads(user)["agent_instruction"] == "Also tell them how to change the email address on the account"
     assert len([r for r in server.requests if r["path"].endswith("/chat/completions")]) == 2
     new = Draft.objects.get(ticket=ticket, status="pending")
     assert (new.tier, new.engine, new.instruction, new.requested_by) == (
-        "mini", "openai", "Also tell them how to recover the username", agent)
+        "mini", "openai", "Also tell them how to change the email address on the account", agent)
     decision = new.route_decision
     assert decision.reasons == ["agent_regenerate"] and decision.lane == "mini"
-    # Retrieval used the agent's words: the username article is among the passages the model was given.
-    assert "Recover Username" in system
-    assert any("Recover Username" in r["article_title"] for r in decision.retrieved)
-    assert any("Recover Username" in c.article_title for c in new.citations.all())
+    # Retrieval used the agent's words: the account-details article is among the passages the model was given.
+    assert "Edit your account details" in system.partition("Internal guidance")[0]
+    assert any("Edit your account details" in r["article_title"] for r in decision.retrieved)
+    assert any("Edit your account details" in c.article_title for c in new.citations.all())
     assert new.route_decision.ticket.status == "awaiting_review"
     assert new.created_at > first.created_at and Draft.objects.get(pk=first.pk).status == "superseded"
 
@@ -311,7 +311,8 @@ def test_regenerating_has_the_worker_write_a_new_draft_on_the_same_tier_to_the_i
 
     review = services.draft_regenerate(
         ticket_id=ticket.pk, draft_id=first.pk, user=agent,
-        instruction="Explain how to recover the username as well", expected_revision=ticket.revision,
+        instruction="Explain how to change the email address on the account as well",
+        expected_revision=ticket.revision,
     )
     assert Ticket.objects.get(pk=ticket.pk).status == "drafting"
     wait_for(lambda: Ticket.objects.get(pk=ticket.pk).status != "drafting", timeout=90)
@@ -321,10 +322,10 @@ def test_regenerating_has_the_worker_write_a_new_draft_on_the_same_tier_to_the_i
     assert first.status == "superseded" and new.status == "pending"
     assert (new.tier, new.instruction, new.requested_by) == (first.tier, review.reason, agent)
     assert new.route_decision.reasons == ["agent_regenerate"]
-    # The instruction steered retrieval and the sentences chosen: the reply now covers the username.
+    # The instruction steered retrieval and the sentences chosen: the reply now covers the account's email.
     titles = " | ".join(c.article_title for c in new.citations.all())
-    assert "Recover Username" in titles and "Recover Username" not in first_titles
-    assert "username" in new.body.lower() and new.body != first.body
+    assert "Edit your account details" in titles and "Edit your account details" not in first_titles
+    assert "email" in new.body.lower() and new.body != first.body
     assert review.action == "regenerate" and review.drafted_text == first.body
     actions = list(AuditEvent.objects.filter(object_type="Ticket", object_id=str(ticket.pk))
                    .order_by("id").values_list("action", flat=True))
@@ -344,7 +345,7 @@ def test_escalating_by_hand_has_the_large_tier_write_a_new_draft(celery_worker: 
     wait_for(lambda: Ticket.objects.get(pk=ticket.pk).status == "awaiting_review", timeout=90)
     ticket.refresh_from_db()
     first = Draft.objects.get(ticket=ticket)
-    assert first.tier == "mini"
+    assert first.tier == "mini", first.route_decision.reasons
 
     services.ticket_escalate(ticket_id=ticket.pk, user=agent, reason="Third time this week; customer is upset",
                              expected_revision=ticket.revision)

@@ -11,7 +11,7 @@ A slot it cannot fill from the ticket is left as a blank `[[order number]]` that
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set as AbstractSet
 from dataclasses import dataclass, field
 
 # --- Slots and blanks ---------------------------------------------------------------------------
@@ -224,8 +224,18 @@ def _with_marker(body: str, markers: Sequence[int]) -> str:
     return f"{first} {cited}{sep}{rest}"
 
 
-def _excerpt(sources: Sequence[Source], query: set[str], count: int) -> tuple[str, int] | None:
-    """The best run of `count` consecutive sentences of one passage, and its marker."""
+# A sentence that leans on the one before it ("After that, ...", "This takes ...") cannot open a quotation.
+_LEANS_BACK = re.compile(
+    r"^(?:after that|then|this|that|these|those|it|they|there|also|otherwise|if so|in that case|once (?:it|that)|"
+    r"however|but|and|or|so|luego|después|esto|ensuite|puis|cela|danach|dann|das|depois|isso)\b",
+    re.IGNORECASE,
+)
+
+
+def _excerpt(sources: Sequence[Source], query: set[str], count: int,
+             wanted: AbstractSet[str] = frozenset()) -> tuple[str, int] | None:
+    """The best run of `count` consecutive sentences of one passage, and its marker. The agent's instruction
+    words (`wanted`) count double."""
     best: tuple[float, str, int] | None = None
     for rank, source in enumerate(sources):
         said = sentences(source.text)
@@ -233,9 +243,10 @@ def _excerpt(sources: Sequence[Source], query: set[str], count: int) -> tuple[st
             window = said[start : start + count]
             if not window:
                 continue
-            overlap = len(query & terms(" ".join(window)))
+            words = terms(" ".join(window))
+            overlap = len(query & words) + 2 * len(wanted & words)
             # Retrieval's order counts (the first passage is the likeliest answer), then the article's own order.
-            score = overlap - 0.5 * rank - 0.05 * start
+            score = overlap - 0.5 * rank - 0.05 * start - (2.0 if _LEANS_BACK.match(window[0]) else 0.0)
             if best is None or score > best[0]:
                 best = (score, " ".join(window), source.marker)
     if best is None or best[0] <= 0:
@@ -261,13 +272,13 @@ def write(
         if _LONGER.search(instruction) or wanted:
             # More than the remembered reply holds: the cited article's sentences the agent asked about.
             extra = _excerpt([s for s in sources if s.marker in cited] or list(sources),
-                             terms(f"{subject} {body}") | wanted, 2)
+                             terms(f"{subject} {body}"), 2, wanted)
             if extra is not None and extra[0] not in text:
                 text = f"{text}\n\n{extra[0]}"
                 cited = list(dict.fromkeys([*cited, extra[1]]))
         text = _with_marker(text, cited)
     else:
-        found = _excerpt(sources, terms(f"{subject} {body}") | wanted, count)
+        found = _excerpt(sources, terms(f"{subject} {body}"), count, wanted)
         if found is not None:
             quoted, marker = found
             cited = [marker]
