@@ -66,7 +66,9 @@ def detect_language(text: str) -> str:
         return ""
     import py3langid
 
-    return str(py3langid.classify(text)[0])
+    code = str(py3langid.classify(text)[0])
+    # py3langid names a few languages by three letters (lij, ...): no ISO 639-1 code, so none is stored.
+    return code if re.fullmatch(r"[a-z]{2}", code) else ""
 
 
 def _clean_language(language: str, *, title: str, body: str) -> str:
