@@ -149,6 +149,35 @@ def replay_start(request: HttpRequest) -> HttpResponse:
     return redirect("settings_evals")
 
 
+@require_POST
+@admin_required
+def draft_replay_start(request: HttpRequest) -> HttpResponse:
+    try:
+        tier = request.POST.get("tier", "")
+        if tier not in ("local", "nano", "mini", "large"):
+            raise ApplicationError("choose a tier: local, nano, mini or large")
+        limit = int(request.POST.get("limit") or 100)
+        if not 1 <= limit <= 2000:
+            raise ApplicationError("replay the drafts of between 1 and 2,000 tickets")
+        version_text = (request.POST.get("prompt_version") or "").strip()
+        prompt_version = int(version_text) if version_text else None
+        if prompt_version is not None:
+            from triage.controls import prompt_for
+
+            prompt_for(prompt_id="draft", version=prompt_version)  # raises for a version that does not exist
+    except ValueError:
+        messages.error(request, "the number of tickets and the prompt version must be whole numbers")
+        return redirect("settings_evals")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("settings_evals")
+    name = (request.POST.get("name") or "").strip()[:200] or \
+        f"draft replay: {tier}" + (f", draft prompt v{prompt_version}" if prompt_version else "")
+    _start_job(request, Job.Kind.DRAFT_REPLAY, {"tier": tier, "prompt_version": prompt_version, "limit": limit,
+                                                "name": name})
+    return redirect("settings_evals")
+
+
 def _start_job(request: HttpRequest, kind: str, params: dict[str, Any]) -> None:
     with transaction.atomic():
         job = Job.objects.create(kind=kind, params=params, created_by=request.user)
@@ -187,12 +216,17 @@ def evals_page(request: HttpRequest) -> HttpResponse:
     runs = list(EvalRun.objects.select_related("created_by")[:100])
     selected_ids = {int(x) for x in request.GET.getlist("run") if x.isdigit()}
     chosen = [r for r in runs if r.pk in selected_ids] if selected_ids else runs
+    versions = list(PromptVersion.objects.filter(prompt_id__in=["classify", "draft"]).order_by("-version"))
+    draft_kinds = (EvalRun.Kind.DRAFT, EvalRun.Kind.DRAFT_REPLAY)
     return render(request, "triage/settings/evals.html", {
-        "runs": runs,
+        "runs": [r for r in runs if r.kind not in draft_kinds],
+        # Drafts have figures of their own (citations, defects, similarity to what was sent): a table of their own.
+        "draft_runs": [r for r in runs if r.kind in draft_kinds],
         "selected_ids": selected_ids,
-        "jobs": list(Job.objects.filter(kind__in=[Job.Kind.TRIAGE_EVAL, Job.Kind.REPLAY])[:8]),
+        "jobs": list(Job.objects.filter(kind__in=[Job.Kind.TRIAGE_EVAL, Job.Kind.REPLAY, Job.Kind.DRAFT_REPLAY])[:8]),
         "charts": _chart_data(chosen),
-        "prompt_versions": list(PromptVersion.objects.filter(prompt_id="classify").order_by("-version")),
+        "prompt_versions": [v for v in versions if v.prompt_id == "classify"],
+        "draft_prompt_versions": [v for v in versions if v.prompt_id == "draft"],
     })
 
 

@@ -233,13 +233,19 @@ def _answered(subject: str, body: str, sent: str, *, lane: str, action: str, use
     return ticket
 
 
-@pytest.mark.django_db
-def test_draft_replay_compares_candidate_drafts_with_what_agents_sent_per_lane() -> None:
+SENT = "Hi Anna, open the tracking link to see where your parcel is and the day the courier expects to deliver it."
+
+
+def _live_kb() -> None:
     for article in map(json.loads, KB.read_text().splitlines()):
         article_upsert(slug=article["id"], title=article["title"], body=article["body"], source="test")
+
+
+@pytest.mark.django_db
+def test_draft_replay_compares_candidate_drafts_with_what_agents_sent_per_lane() -> None:
+    _live_kb()
     agent = User.objects.create_user("agent")
-    sent = ("Hi Anna, open the tracking link to see where your parcel is and the day the courier expects to "
-            "deliver it.")
+    sent = SENT
     _answered("Where is my parcel?", "The tracking page shows nothing. Where is my parcel?", sent, lane="mini",
               action="approve", user=agent)
     _answered("Parcel late", "My parcel is late, when will the courier deliver it?", sent, lane="large",
@@ -259,6 +265,22 @@ def test_draft_replay_compares_candidate_drafts_with_what_agents_sent_per_lane()
 
 
 @pytest.mark.django_db
+def test_a_draft_replay_started_on_the_evals_page_runs_as_a_job(client: Client, admin_user: Any) -> None:
+    from triage import jobs
+
+    _live_kb()
+    _answered("Where is my parcel?", "Where is my parcel?", SENT, lane="mini", action="compose", user=admin_user)
+    client.force_login(admin_user)
+    client.post("/settings/evals/draft-replay", {"tier": "local", "limit": "5"})
+    job = Job.objects.get()
+    assert (job.kind, job.params["name"]) == ("draft_replay", "draft replay: local")
+    jobs.job_run(job_id=job.pk)  # what the worker's run_job task does
+    job.refresh_from_db()
+    assert (job.status, job.error, job.done, job.total) == ("done", "", 1, 1)
+    assert job.eval_run.kind == "draft_replay" and job.eval_run.report["n"] == 1
+
+
+@pytest.mark.django_db
 def test_draft_replay_with_nothing_answered_says_so() -> None:
     with pytest.raises(CommandError, match="no ticket has an answer an agent sent"):
         call_command("draft_replay", "--limit", "5")
@@ -274,7 +296,7 @@ def test_the_evals_page_lists_draft_runs_and_their_tickets(client: Client, admin
     run = EvalRun.objects.get()
     client.force_login(admin_user)
     client.get("/settings/evals")  # the session is loaded once before counting
-    with django_assert_num_queries(6):  # session, user, groups, runs, jobs, draft prompt versions... see below
+    with django_assert_num_queries(5):  # session, user, the runs, the jobs, the prompt versions
         page = client.get("/settings/evals").content.decode()
     assert 'data-testid="draft-runs"' in page and "local drafts" in page
     detail = client.get(f"/settings/evals/{run.pk}").content.decode()
