@@ -176,7 +176,13 @@ def server() -> Iterator[ScriptedOpenAI]:
         if schema == "draft_judgement":
             return completion({"score": 4, "reason": "Right answer; says one line twice."}, tokens_in=500,
                               tokens_out=20)
+        if schema == "ticket_classification":
+            return completion({"intent": "recover_password", "urgency": "high", "sentiment": "neutral",
+                               "language": "en", "confidence": 0.9, "summary": "s"}, tokens_in=200, tokens_out=20)
         if schema == "ticket_reply":
+            if user["subject"] == "Cannot sign in":
+                return completion({"reply": "Hi,\n\nUse Forgot password on the sign-in page [1].",
+                                   "citations": [1]})
             if user["subject"] == "Refund not on my card yet":
                 return completion(None, refusal="I cannot help with that.")
             return completion({"reply": DRAFTS[user["subject"]], "citations": [1]}, tokens_in=900, tokens_out=60)
@@ -215,6 +221,25 @@ def test_draft_eval_on_an_openai_tier_counts_cost_refusals_defects_and_the_judge
                          if r["json"]["response_format"]["json_schema"]["name"] == "draft_judgement")
     assert "Anna" not in judge_request["messages"][-1]["content"]
     assert "judge score" in printed and "draft-rubric v1" in printed
+
+
+@pytest.mark.django_db
+def test_a_ticket_without_an_intent_is_classified_by_the_nano_tier(server: ScriptedOpenAI, tmp_path: Path) -> None:
+    Intent.objects.create(name="recover_password")
+    t4 = tmp_path / "t4.jsonl"
+    t4.write_text(next(line for line in TICKETS.read_text().splitlines() if '"t4"' in line) + "\n")
+    with override_settings(TIERS=tier_settings(server, openai_tiers=("nano", "mini"))):
+        call_command("draft_eval", "--tickets", str(t4), "--kb", str(KB), "--tier", "mini", "--no-save",
+                     "--output", str(tmp_path / "r.json"), stdout=StringIO(), stderr=StringIO())
+    report = json.loads((tmp_path / "r.json").read_text())
+    [row] = report["tickets"]
+    assert (row["extra"]["intent"], row["extra"]["intent_source"]) == ("recover_password", "nano")
+    assert report["classify"]["classified"] == 1 and report["classify"]["cost_usd"] > 0
+    # The draft was asked with the classification's intent and urgency.
+    draft = next(r["json"] for r in server.requests if r["json"]["response_format"]["json_schema"]["name"] == "ticket_reply")
+    sent = json.loads(draft["messages"][-1]["content"])
+    assert (sent["intent"], sent["urgency"]) == ("recover_password", "high")
+    assert row["cited"] == ["reset-password"] and report["citation_recall"] == 1.0
 
 
 # --- Draft replay -----------------------------------------------------------------------------------
