@@ -207,6 +207,13 @@ def _chart_data(runs: list[EvalRun]) -> dict[str, Any]:
              "lanes": {lane: v.get("agreement_with_production") for lane, v in r.report.get("per_lane", {}).items()}}
             for r in runs if r.kind == EvalRun.Kind.REPLAY
         ][:CHART_RUNS],
+        "draft_cost_quality": [
+            {"name": f"#{r.pk} {r.name}", "tier": r.tier,
+             "cost_per_1k": round(1000 * (r.report.get("cost_usd") or 0) / max(r.report.get("n") or 1, 1), 4),
+             "reference_f1": r.report.get("reference_f1")}
+            for r in runs if r.kind in (EvalRun.Kind.DRAFT, EvalRun.Kind.DRAFT_REPLAY)
+            and r.report.get("reference_f1") is not None
+        ][:CHART_RUNS * 2],
     }
 
 
