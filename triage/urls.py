@@ -37,6 +37,7 @@ urlpatterns = [
     path("settings/evals", views_evals.evals_page, name="settings_evals"),
     path("settings/evals/start", views_evals.eval_start, name="settings_eval_start"),
     path("settings/evals/replay", views_evals.replay_start, name="settings_replay_start"),
+    path("settings/evals/drafts", views_evals.draft_eval_start, name="settings_draft_eval_start"),
     path("settings/evals/draft-replay", views_evals.draft_replay_start, name="settings_draft_replay_start"),
     path("settings/evals/<int:run_id>", views_evals.eval_detail, name="settings_eval_detail"),
     path("settings/sla", views_team.sla_page, name="settings_sla"),

@@ -68,16 +68,16 @@ def job_status(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "triage/settings/_job.html", {"job": job})
 
 
-def _save_upload(request: HttpRequest, field: str) -> str | None:
+def _save_upload(request: HttpRequest, field: str, suffix: str = ".csv") -> str | None:
     upload = request.FILES.get(field)
     if upload is None:
         return None
     if upload.size > MAX_UPLOAD_BYTES:
         raise ApplicationError(f"{upload.name} is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
-    if not upload.name.lower().endswith(".csv"):
-        raise ApplicationError(f"{upload.name} is not a .csv file")
+    if not upload.name.lower().endswith(suffix):
+        raise ApplicationError(f"{upload.name} is not a {suffix} file")
     # A random name: the file is the admin's, but its name must not choose a path on the server.
-    name = f"{secrets.token_hex(8)}.csv"
+    name = f"{secrets.token_hex(8)}{suffix}"
     with (eval_upload_dir() / name).open("wb") as handle:
         for chunk in upload.chunks():
             handle.write(chunk)
@@ -146,6 +146,50 @@ def replay_start(request: HttpRequest) -> HttpResponse:
         f"replay: {tier}" + (f", classify prompt v{prompt_version}" if prompt_version else "")
     _start_job(request, Job.Kind.REPLAY, {"tier": tier, "prompt_version": prompt_version, "limit": limit,
                                           "name": name})
+    return redirect("settings_evals")
+
+
+@require_POST
+@admin_required
+def draft_eval_start(request: HttpRequest) -> HttpResponse:
+    from triage import draft_evals
+
+    saved: dict[str, str] = {}  # the path a file was saved at → the name the admin knows it by
+    try:
+        tier = request.POST.get("tier", "local")
+        draft_evals.check_tier(tier)
+        judge_tier = "large" if request.POST.get("judge") else None
+        if judge_tier:
+            from triage.llm.judge import JudgeUnavailable, judge_config
+
+            try:
+                judge_config()
+            except JudgeUnavailable as exc:
+                raise ApplicationError(str(exc)) from exc
+        tickets_file = _save_upload(request, "tickets_file", ".jsonl")
+        kb_file = _save_upload(request, "kb_file", ".jsonl")
+        if tickets_file is None or kb_file is None:
+            raise ApplicationError("choose a tickets file and a knowledge-base file (JSON Lines)")
+        # Read both now, so a bad line is reported on this page rather than in a failed job.
+        folder = eval_upload_dir()
+        saved = {str(folder / tickets_file): request.FILES["tickets_file"].name,
+                 str(folder / kb_file): request.FILES["kb_file"].name}
+        tickets = draft_evals.tickets_load(folder / tickets_file)
+        articles = draft_evals.kb_load(folder / kb_file)
+        slugs = {a.id for a in articles}
+        unknown = sorted({t.gold_article for t in tickets if t.gold_article and t.gold_article not in slugs})
+        if unknown:
+            raise ApplicationError(f"gold_article not in the knowledge base: {', '.join(unknown)}")
+    except ApplicationError as exc:
+        message = exc.message
+        for path, name in saved.items():
+            message = message.replace(path, name)
+        messages.error(request, message)
+        return redirect("settings_evals")
+    dataset = f"{request.FILES['tickets_file'].name} · {request.FILES['kb_file'].name}"[:300]
+    name = (request.POST.get("name") or "").strip()[:200] or f"drafts: {tier} on {request.FILES['tickets_file'].name}"
+    _start_job(request, Job.Kind.DRAFT_EVAL, {"tier": tier, "judge": judge_tier, "tickets_file": tickets_file,
+                                              "kb_file": kb_file, "dataset": dataset, "name": name[:200]})
     return redirect("settings_evals")
 
 
@@ -230,7 +274,8 @@ def evals_page(request: HttpRequest) -> HttpResponse:
         # Drafts have figures of their own (citations, defects, similarity to what was sent): a table of their own.
         "draft_runs": [r for r in runs if r.kind in draft_kinds],
         "selected_ids": selected_ids,
-        "jobs": list(Job.objects.filter(kind__in=[Job.Kind.TRIAGE_EVAL, Job.Kind.REPLAY, Job.Kind.DRAFT_REPLAY])[:8]),
+        "jobs": list(Job.objects.filter(kind__in=[Job.Kind.TRIAGE_EVAL, Job.Kind.REPLAY, Job.Kind.DRAFT_EVAL,
+                                             Job.Kind.DRAFT_REPLAY])[:8]),
         "charts": _chart_data(chosen),
         "prompt_versions": [v for v in versions if v.prompt_id == "classify"],
         "draft_prompt_versions": [v for v in versions if v.prompt_id == "draft"],

@@ -152,6 +152,10 @@ def test_draft_eval_refuses_bad_input_and_stores_nothing(tmp_path: Path) -> None
     (tmp_path / "kb.jsonl").write_text('{"id": "a", "title": "A", "body": "b", "audience": "secret"}\n')
     with pytest.raises(CommandError, match="'audience' must be public or internal"):
         call_command("draft_eval", "--tickets", str(TICKETS), "--kb", str(tmp_path / "kb.jsonl"))
+    with pytest.raises(CommandError, match="prompt draft has no version 9"):
+        call_command("draft_eval", "--tickets", str(TICKETS), "--kb", str(KB), "--prompt-version", "9")
+    with pytest.raises(CommandError, match="--limit must be at least 1"):
+        call_command("draft_eval", "--tickets", str(TICKETS), "--kb", str(KB), "--limit", "0")
     # The judge needs the large tier's API key; without one it refuses before drafting anything.
     with pytest.raises(CommandError, match="large tier has no API key"):
         call_command("draft_eval", "--tickets", str(TICKETS), "--kb", str(KB), "--judge", "large")
@@ -333,3 +337,31 @@ def test_the_evals_page_lists_draft_runs_and_their_tickets(client: Client, admin
     assert (job.kind, job.status, job.params["limit"]) == ("draft_replay", "queued", 20)
     bad = client.post("/settings/evals/draft-replay", {"tier": "huge", "limit": "5"}, follow=True)
     assert "choose a tier" in bad.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_draft_eval_uploaded_on_the_evals_page_runs_as_a_job(client: Client, admin_user: Any,
+                                                               tmp_path: Path) -> None:
+    from triage import jobs
+
+    client.force_login(admin_user)
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text(TICKETS.read_text().splitlines()[0] + "\n{not json\n")
+    with bad.open("rb") as tickets, KB.open("rb") as kb:
+        response = client.post("/settings/evals/drafts", {"tickets_file": tickets, "kb_file": kb, "tier": "local"},
+                               follow=True)
+    assert "mine.jsonl:2: not valid JSON" in response.content.decode() and not Job.objects.exists()
+    with TICKETS.open("rb") as tickets, KB.open("rb") as kb:
+        client.post("/settings/evals/drafts", {"tickets_file": tickets, "kb_file": kb, "tier": "local",
+                                               "name": "from the page"})
+    job = Job.objects.get()
+    assert (job.kind, job.params["name"], job.params["judge"]) == ("draft_eval", "from the page", None)
+    jobs.job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.error, job.done, job.total) == ("done", "", 5, 5)
+    assert job.eval_run.kind == "draft" and job.eval_run.dataset == "tickets.jsonl · kb.jsonl"
+    with TICKETS.open("rb") as tickets, KB.open("rb") as kb:
+        refused = client.post("/settings/evals/drafts", {"tickets_file": tickets, "kb_file": kb, "tier": "local",
+                                                         "judge": "large"}, follow=True)
+    assert "large tier has no API key" in refused.content.decode() and Job.objects.count() == 1
+
