@@ -163,7 +163,8 @@ def _score(job: DraftJob, attempt: tiers.DraftAttempt) -> set[str]:
         return set()
     body, results = steps._gate(attempt, job.redaction)
     by_marker = steps._usable(job.retrieved)
-    cited = [by_marker[m] for m in attempt.cited if m in by_marker]
+    # One citation per marker, however often the model repeats it.
+    cited = [by_marker[m] for m in dict.fromkeys(attempt.cited) if m in by_marker]
     row.drafted, row.body = True, body
     row.cited = [c["article_slug"] for c in cited]
     row.failed_gates = [r.rule for r in results if not r.passed]
