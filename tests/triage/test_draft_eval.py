@@ -18,6 +18,7 @@ from kb.models import Article
 from kb.services import article_upsert
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, tier_settings
 from triage import draft_metrics
+from triage.llm.tiers import cost_usd
 from triage.models import Draft, EvalRun, Intent, Job, ReviewAction, RouteDecision, Ticket, TriageRun
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "draft_eval"
@@ -216,8 +217,9 @@ def test_draft_eval_on_an_openai_tier_counts_cost_refusals_defects_and_the_judge
     assert rows["t2"]["drafted"] is False and rows["t2"]["extra"]["refused"]
     assert (report["refusals"], report["refusal_rate"]) == (1, 0.5)
     assert (report["citation_recall"], report["citation_precision"]) == (0.5, 1.0)
-    # mini's price for 900 tokens in and 60 out, once: the refusal's tokens were spent too.
-    assert report["cost_usd"] > 0
+    # mini's price for the draft's 900 tokens in and 60 out, and for the refusal's 120 and 40: spent all the same.
+    assert report["cost_usd"] == pytest.approx(float(cost_usd("mini", 900, 60) + cost_usd("mini", 120, 40)))
+    assert report["judge"]["cost_usd"] == pytest.approx(float(cost_usd("large", 500, 20)))
     judge = report["judge"]
     assert judge["rubric"] == {"id": "draft-rubric", "version": 1} and judge["model"] == "scripted-large"
     assert (parcel["judge_score"], report["judge_mean"], report["judged"]) == (4, 4.0, 1)
