@@ -111,7 +111,7 @@ def _create_tables(dim: int) -> None:
         # vector column takes the configured provider's dimension.
         cursor.execute(
             f"CREATE TEMP TABLE {qn(EVAL_ARTICLES)} (id bigint PRIMARY KEY, slug text NOT NULL, "
-            "title text NOT NULL, status text NOT NULL) ON COMMIT DROP"
+            "title text NOT NULL, status text NOT NULL, audience text NOT NULL DEFAULT 'public') ON COMMIT DROP"
         )
         cursor.execute(
             f"CREATE TEMP TABLE {qn(EVAL_CHUNKS)} (LIKE {qn(indexing.CHUNK_TABLE)} INCLUDING DEFAULTS "

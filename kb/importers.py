@@ -48,6 +48,8 @@ class ImportItem:
     language: str = ""
     draft: bool = False
     source: str = ""
+    # "public" or "internal" when the source says; empty keeps an existing article's (a new one: the import's).
+    audience: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def _drop_leading_heading(body: str, title: str) -> str:
     return body.strip()
 
 
-def parse_markdown(name: str, text: str) -> tuple[str, str, str, bool]:
+def parse_markdown(name: str, text: str) -> tuple[str, str, str, bool, str]:
     import frontmatter
     import yaml
 
@@ -127,7 +129,10 @@ def parse_markdown(name: str, text: str) -> tuple[str, str, str, bool]:
         title = match.group(1) if match else _title_from_name(name)
     language = str(meta.get("language") or meta.get("lang") or meta.get("locale") or "")
     draft = bool(meta.get("draft")) or str(meta.get("status", "")).lower() == "draft"
-    return title, _drop_leading_heading(body, title), language, draft
+    audience = str(meta.get("audience") or meta.get("visibility") or "").strip().lower()
+    if audience and audience not in ("public", "internal"):
+        raise ValueError(f"the front matter's audience must be public or internal, not {audience!r}")
+    return title, _drop_leading_heading(body, title), language, draft, audience
 
 
 def parse_html(name: str, text: str) -> tuple[str, str, str]:
@@ -152,16 +157,17 @@ def parse_document(name: str, raw: bytes, *, source: str) -> ImportItem:
     """One markdown or HTML file as an article; raises ValueError with the reason it cannot be."""
     text = _decode(raw)
     suffix = PurePosixPath(name).suffix.lower()
-    draft = False
+    draft, audience = False, ""
     if suffix in (".html", ".htm"):
         title, body, language = parse_html(name, text)
     else:
-        title, body, language, draft = parse_markdown(name, text)
+        title, body, language, draft, audience = parse_markdown(name, text)
     if not body.strip():
         raise ValueError("the file has no article text")
     if len(name) > MAX_SLUG:
         raise ValueError(f"the path is longer than {MAX_SLUG} characters")
-    return ImportItem(external_id=name, title=title[:300], body=body, language=language, draft=draft, source=source)
+    return ImportItem(external_id=name, title=title[:300], body=body, language=language, draft=draft, source=source,
+                      audience=audience)
 
 
 # --- Sources ------------------------------------------------------------------------------------
@@ -347,9 +353,13 @@ def _peek(handle: IO[bytes]) -> bytes:
 
 
 def kb_import(*, source: Path | IO[bytes], fmt: str = "auto", filename: str = "", dry_run: bool = False,
-              actor: Any = None) -> ImportReport:
+              actor: Any = None, audience: str = "") -> ImportReport:
+    """`audience`: for articles whose file does not say (front matter `audience:`); empty: new ones are public,
+    existing ones keep theirs."""
     if fmt not in FORMATS:
         raise ImportRefused(f"the format must be one of {', '.join(FORMATS)}")
+    if audience and audience not in ("public", "internal"):
+        raise ImportRefused(f"the audience must be public or internal, not {audience!r}")
     if isinstance(source, Path) and not source.exists():
         raise ImportRefused(f"{source} does not exist")
     kind = _detect(source, filename) if fmt == "auto" else fmt
@@ -372,7 +382,7 @@ def kb_import(*, source: Path | IO[bytes], fmt: str = "auto", filename: str = ""
             try:
                 _article, outcome = article_sync(slug=entry.external_id, title=entry.title, body=entry.body,
                                                  language=entry.language, draft=entry.draft, source=entry.source,
-                                                 actor=actor, dry_run=dry_run)
+                                                 actor=actor, dry_run=dry_run, audience=entry.audience or audience)
             except ArticleError as exc:
                 report.failed.append(Failure(entry.external_id, exc.message))
                 continue

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 
 from kb.embeddings import Embedder, EmbeddingError, get_embedder
 from kb.indexing import (
@@ -32,6 +33,8 @@ class Passage:
     article_slug: str
     article_title: str
     article_version: int
+    # "public": a draft may quote and cite it; "internal": guidance for agents and models, never quoted.
+    audience: str
     heading: str
     text: str
     score: float
@@ -55,6 +58,7 @@ matched AS (
     SELECT c.id, c.search
     FROM {chunk} c JOIN {article} a ON a.id = c.article_id, q
     WHERE q.tsq IS NOT NULL AND c.search @@ q.tsq AND a.status = 'published'
+      AND (%(audience)s::text IS NULL OR a.audience = %(audience)s::text)
     LIMIT %(row_budget)s
 ),
 lexical AS (
@@ -67,6 +71,7 @@ vector AS (
     SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> %(embedding)s::vector, c.id) AS rank
     FROM {chunk} c JOIN {article} a ON a.id = c.article_id
     WHERE a.status = 'published' AND c.embedding_model = %(model)s AND c.embedding_dim = %(dim)s
+      AND (%(audience)s::text IS NULL OR a.audience = %(audience)s::text)
       -- Evaluated once: the HNSW scan would fail on a column of another dimension (before re-embedding
       -- alters it), and there is nothing to compare without a query vector.
       AND %(embedding)s::vector IS NOT NULL
@@ -82,7 +87,7 @@ fused AS (
     FROM (SELECT id, rank, 'l' AS src FROM lexical UNION ALL SELECT id, rank, 'v' FROM vector) both_lists
     GROUP BY id
 )
-SELECT c.id, a.id, a.slug, a.title, c.article_version, c.heading, c.text, f.score,
+SELECT c.id, a.id, a.slug, a.title, c.article_version, a.audience, c.heading, c.text, f.score,
        CASE WHEN f.vector_rank IS NOT NULL THEN 1 - (c.embedding <=> %(embedding)s::vector) ELSE 0 END
            AS similarity,
        f.lexical_rank, f.vector_rank
@@ -90,6 +95,20 @@ FROM fused f JOIN {chunk} c ON c.id = f.id JOIN {article} a ON a.id = c.article_
 ORDER BY f.score DESC, c.id
 LIMIT %(k)s
 """
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    literal: str | None  # None: the embedding failed, full text alone ranks
+
+
+def query_embed(*, query: str, embedder: Embedder | None = None) -> QueryVector:
+    try:
+        return QueryVector(vector_literal((embedder or get_embedder()).query(query)))
+    except EmbeddingError:
+        # Triage goes on with full text alone rather than stopping at an unreachable embedding endpoint.
+        logger.warning("query embedding failed; searching by full text only", exc_info=True)
+        return QueryVector(None)
 
 
 def search_sql(*, chunk_table: str, article_table: str) -> str:
@@ -114,17 +133,16 @@ def passages_search(
     embedder: Embedder,
     language: str | None = None,
     languages: frozenset[str] | None = None,
+    audience: str | None = None,
+    query_vector: QueryVector | None = None,
 ) -> list[Passage]:
+    """`audience` keeps one audience's articles (None: both). `query_vector`, from query_embed(), saves
+    embedding the same query again for a second search."""
     if not query.strip():
         return []
     among = languages if languages is not None else index_languages(table=chunk_table)
     config = embedder.config
-    try:
-        vector = vector_literal(embedder.query(query))
-    except EmbeddingError:
-        # Triage goes on with full text alone rather than stopping at an unreachable embedding endpoint.
-        logger.warning("query embedding failed; searching by full text only", exc_info=True)
-        vector = None
+    vector = (query_vector if query_vector is not None else query_embed(query=query, embedder=embedder)).literal
     params = {
         "text": query,
         "config": search_config(query_language(text=query, language=language, among=among)),
@@ -132,6 +150,7 @@ def passages_search(
         "model": config.key,
         "dim": config.dim,
         "chunk_table": chunk_table,
+        "audience": audience,
         "candidates": CANDIDATES,
         "row_budget": settings.KB_LEXICAL_ROW_BUDGET or None,  # LIMIT NULL: no limit
         "rrf_k": RRF_K,
@@ -144,8 +163,8 @@ def passages_search(
     return [
         Passage(
             chunk_id=r[0], article_id=r[1], article_slug=r[2], article_title=r[3], article_version=r[4],
-            heading=r[5], text=r[6], score=float(r[7]), similarity=float(r[8]),
-            lexical_rank=r[9], vector_rank=r[10],
+            audience=r[5], heading=r[6], text=r[7], score=float(r[8]), similarity=float(r[9]),
+            lexical_rank=r[10], vector_rank=r[11],
         )
         for r in rows
     ]
@@ -213,9 +232,58 @@ def or_query(terms: list[str]) -> str:
     return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
 
 
-def kb_search(*, query: str, k: int | None = None, language: str | None = None) -> list[Passage]:
+def kb_search(*, query: str, k: int | None = None, language: str | None = None, audience: str | None = None,
+              query_vector: QueryVector | None = None) -> list[Passage]:
     """Hybrid retrieval: PostgreSQL full text and pgvector cosine, fused by reciprocal rank."""
     return passages_search(
         query=query, k=k or settings.KB_TOP_K, chunk_table=CHUNK_TABLE, article_table=ARTICLE_TABLE,
-        embedder=get_embedder(), language=language,
+        embedder=get_embedder(), language=language, audience=audience, query_vector=query_vector,
     )
+
+
+# --- Internal articles --------------------------------------------------------------------------
+# The internal_text gate compares every draft with every published internal article. They change rarely and
+# a draft is checked often, so this process keeps their text for a minute: an admin's new internal article is
+# guarded against from the next minute on (a draft quoting it before then still meets the tool-name and
+# agent-voice checks).
+
+INTERNAL_TEXTS_SECONDS = 60.0
+_internal_cache: tuple[float, tuple[str, ...]] | None = None
+
+
+def internal_texts() -> tuple[str, ...]:
+    global _internal_cache
+    from kb.models import Article
+
+    now = time.monotonic()
+    if _internal_cache is not None and now - _internal_cache[0] < INTERNAL_TEXTS_SECONDS:
+        return _internal_cache[1]
+    texts = tuple(Article.objects.filter(audience=Article.Audience.INTERNAL, status=Article.Status.PUBLISHED)
+                  .values_list("body", flat=True))
+    _internal_cache = (now, texts)
+    return texts
+
+
+def internal_texts_forget() -> None:
+    global _internal_cache
+    _internal_cache = None
+
+
+def public_chunks(*, slugs: list[str]) -> list[dict[str, Any]]:
+    """The first passage of each published public article named, in the order named (a remembered reply's
+    sources, cited even when retrieval ranked them out)."""
+    from kb.models import Article, Chunk
+
+    rows = (Chunk.objects.filter(article__slug__in=slugs, article__status=Article.Status.PUBLISHED,
+                                 article__audience=Article.Audience.PUBLIC)
+            .filter(article_version=F("article__version"))
+            .order_by("article_id", "ordinal")
+            .values("id", "article_id", "article__slug", "article__title", "article_version", "text"))
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        first.setdefault(r["article__slug"], {
+            "chunk_id": r["id"], "article_id": r["article_id"], "article_slug": r["article__slug"],
+            "article_title": r["article__title"], "article_version": r["article_version"], "text": r["text"],
+            "audience": "public", "score": 0.0, "similarity": 0.0,
+        })
+    return [first[s] for s in slugs if s in first]

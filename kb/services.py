@@ -100,6 +100,20 @@ def _unique_slug(title: str) -> str:
     return slug
 
 
+AUDIENCES = tuple(Article.Audience.values)
+
+
+def clean_audience(value: str | None, *, default: str = Article.Audience.PUBLIC) -> str:
+    """'public' or 'internal'; anything else is refused in words an admin can act on."""
+    text = (value or "").strip().lower()
+    if not text:
+        return default
+    if text not in AUDIENCES:
+        raise ArticleError(f"the audience must be public (customers may read it) or internal (agents only), "
+                           f"not {value!r}")
+    return text
+
+
 def _next_version(article: Article) -> int:
     latest = article.versions.order_by("-version").values_list("version", flat=True).first()
     return max(latest or 0, article.version) + 1
@@ -119,13 +133,14 @@ def _make_live(article: Article, row: ArticleVersion, *, status: str) -> None:
 
 @transaction.atomic
 def article_create(*, actor: Any, title: str, body: str, language: str = "", change_note: str = "",
-                   publish: bool = False, slug: str = "", source: str = "") -> Article:
+                   publish: bool = False, slug: str = "", source: str = "", audience: str = "") -> Article:
     title, body = _check_text(title, body)
     language = _clean_language(language, title=title, body=body)
+    audience = clean_audience(audience)
     if slug and Article.objects.filter(slug=slug).exists():
         raise ArticleError(f"an article with the id {slug!r} already exists")
     article = Article.objects.create(slug=slug or _unique_slug(title), title=title, body=body, source=source,
-                                     language=language, status=Article.Status.DRAFT, version=1)
+                                     language=language, status=Article.Status.DRAFT, version=1, audience=audience)
     row = ArticleVersion.objects.create(article=article, version=1, title=title, body=body, language=language,
                                         created_by=actor, change_note=change_note.strip()[:500] or "Created")
     if publish:
@@ -135,13 +150,18 @@ def article_create(*, actor: Any, title: str, body: str, language: str = "", cha
 
 @transaction.atomic
 def article_edit(*, actor: Any, article_id: int, title: str, body: str, language: str = "",
-                 change_note: str = "", publish: bool = False) -> ArticleVersion:
+                 change_note: str = "", publish: bool = False, audience: str = "") -> ArticleVersion:
     """Save the edit as a new version: a draft, or published at once (re-indexing this article only).
 
-    A draft of a published article waits beside the live version; readers keep the live one."""
+    A draft of a published article waits beside the live version; readers keep the live one. The audience
+    is the article's, not a version's: it applies at once (retrieval reads it; nothing is re-indexed)."""
     article = Article.objects.select_for_update().get(pk=article_id)
     title, body = _check_text(title, body)
     language = _clean_language(language, title=title, body=body)
+    audience = clean_audience(audience, default=article.audience)
+    if audience != article.audience:
+        article.audience = audience
+        article.save(update_fields=["audience", "updated_at"])
     row = ArticleVersion.objects.create(article=article, version=_next_version(article), title=title, body=body,
                                         language=language, created_by=actor, change_note=change_note.strip()[:500])
     if publish:
@@ -203,26 +223,33 @@ class Outcome:
 
 @transaction.atomic
 def article_sync(*, slug: str, title: str, body: str, source: str = "", language: str = "", actor: Any = None,
-                 change_note: str = "", draft: bool = False, dry_run: bool = False) -> tuple[Article | None, str]:
+                 change_note: str = "", draft: bool = False, dry_run: bool = False,
+                 audience: str = "") -> tuple[Article | None, str]:
     """Create or update an article from an outside source, keyed by its stable external id (slug).
 
     Unchanged text writes nothing (no re-embedding). Changed text becomes a new published version, or a
     draft when the source marks it one. A retired article stays retired: an import does not undo an
-    admin's decision."""
+    admin's decision. An audience the source names is applied; none keeps the article's (new: public)."""
     title, body = _check_text(title, body)
     language = _clean_language(language, title=title, body=body)
+    named_audience = clean_audience(audience, default="") if audience else ""
     article = Article.objects.select_for_update().filter(slug=slug).first()
     if article is None:
         if not dry_run:
             article = article_create(actor=actor, title=title, body=body, language=language, slug=slug,
-                                     source=source, publish=not draft, change_note=change_note or "Imported")
+                                     source=source, publish=not draft, change_note=change_note or "Imported",
+                                     audience=named_audience)
         return article, Outcome.CREATED
+    audience_changed = bool(named_audience) and named_audience != article.audience
+    if audience_changed and not dry_run:
+        article.audience = named_audience
+        article.save(update_fields=["audience", "updated_at"])
     same_text = (article.title, article.body, article.language) == (title, body, language)
     # Only a source that publishes a draft changes an article's status; an import never unpublishes
     # (a draft flag on a live article only stores the new text as a waiting draft).
     publishes_draft = not draft and article.status == Article.Status.DRAFT
     if same_text and not publishes_draft:
-        return article, Outcome.UNCHANGED
+        return article, Outcome.UPDATED if audience_changed else Outcome.UNCHANGED
     if dry_run:
         return article, Outcome.UPDATED
     if same_text:
@@ -246,10 +273,10 @@ def article_sync(*, slug: str, title: str, body: str, source: str = "", language
 
 
 def article_upsert(*, slug: str, title: str, body: str, source: str = "", language: str = "",
-                   actor: Any = None) -> Article:
+                   actor: Any = None, audience: str = "") -> Article:
     """Create or update a published article; re-chunks and re-embeds only when its text changed."""
     article, _outcome = article_sync(slug=slug, title=title, body=body, source=source, language=language,
-                                     actor=actor)
+                                     actor=actor, audience=audience)
     assert article is not None
     return article
 
@@ -301,6 +328,8 @@ def kb_import_abcd_jsonl(*, path: Path) -> int:
             if not line.strip():
                 continue
             slug, title, body = abcd_article_markdown(json.loads(line))
-            article_upsert(slug=slug, title=title, body=body, source="abcd-guidelines")
+            # Agent procedures ("tell them ...", tool names in brackets): guidance for the writer, never quoted.
+            article_upsert(slug=slug, title=title, body=body, source="abcd-guidelines",
+                           audience=Article.Audience.INTERNAL)
             count += 1
     return count

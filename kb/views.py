@@ -29,7 +29,7 @@ GAP_PERIODS = (7, 30, 90)
 
 def _state(article: Article) -> dict[str, Any]:
     return {"slug": article.slug, "title": article.title, "version": article.version, "status": article.status,
-            "language": article.language}
+            "language": article.language, "audience": article.audience}
 
 
 def _audit(request: HttpRequest, action: str, article: Article, before: dict[str, Any] | None,
@@ -54,7 +54,7 @@ def article_list(request: HttpRequest) -> HttpResponse:
 
 
 def _form_values(post: Any) -> dict[str, str]:
-    return {k: post.get(k, "") for k in ("title", "body", "language", "change_note")}
+    return {k: post.get(k, "") for k in ("title", "body", "language", "change_note", "audience")}
 
 
 @require_http_methods(["GET", "POST"])
@@ -73,7 +73,7 @@ def article_new(request: HttpRequest) -> HttpResponse:
                           status=400)
         messages.success(request, f"“{article.title}” saved as v1 ({article.status}).")
         return redirect("kb_history", article_id=article.pk)
-    values = {k: request.GET.get(k, "") for k in ("title", "body", "language", "change_note")}
+    values = {k: request.GET.get(k, "") for k in ("title", "body", "language", "change_note", "audience")}
     return render(request, "kb/edit.html", {"values": values, "preview": render_markdown(values["body"])})
 
 
@@ -99,7 +99,8 @@ def article_edit(request: HttpRequest, article_id: int) -> HttpResponse:
         messages.success(request, f"v{row.version} {'published' if publish else 'saved as a draft'}.")
         return redirect("kb_history", article_id=article.pk)
     source = latest or article
-    values = {"title": source.title, "body": source.body, "language": source.language, "change_note": ""}
+    values = {"title": source.title, "body": source.body, "language": source.language, "change_note": "",
+              "audience": article.audience}
     return render(request, "kb/edit.html", {"article": article, "values": values, "latest": latest,
                                             "preview": render_markdown(values["body"])})
 
@@ -226,7 +227,9 @@ def article_import(request: HttpRequest) -> HttpResponse:
             raise ImportRefused("choose a .zip of markdown/HTML files or a Zendesk .json export")
         if upload.size is not None and upload.size > settings.KB_IMPORT_MAX_UPLOAD_BYTES:
             raise ImportRefused(f"the upload is larger than {settings.KB_IMPORT_MAX_UPLOAD_BYTES // 2**20} MiB")
-        report = kb_import(source=upload, filename=upload.name or "", dry_run=dry_run, actor=request.user)
+        audience = request.POST.get("audience", "")
+        report = kb_import(source=upload, filename=upload.name or "", dry_run=dry_run, actor=request.user,
+                           audience=audience if audience in Article.Audience.values else "")
     except ImportRefused as exc:
         messages.error(request, f"Import refused, nothing was written: {exc.message}")
     else:

@@ -10,7 +10,7 @@ from ninja.security import HttpBearer
 from triage import selectors, services, throttle
 from triage.errors import ApplicationError
 from triage.models import ApiKey, Ticket
-from triage.schemas import NO_NUL, ErrorOut, TicketIn, TicketOut, TicketPage
+from triage.schemas import NO_NUL, ArticleIn, ArticleOut, ArticlePage, ErrorOut, TicketIn, TicketOut, TicketPage
 
 MAX_IDEMPOTENCY_KEY = 255
 MAX_ID = 2**63 - 1  # PostgreSQL's bigint: a larger id is refused as input, not sent to the database
@@ -117,6 +117,8 @@ def _ticket_out(ticket: Ticket) -> dict[str, Any]:
             "gates_passed": draft.gates_passed, "attempts": draft.attempts,
             "seconds_to_draft": draft.seconds_to_draft, "latency_budget_s": draft.latency_budget_s,
             "status": draft.status, "citations": list(draft.citations.all()), "created_at": draft.created_at,
+            "memory": None if draft.memory is None else {"id": draft.memory_id, "source": draft.memory.source},
+            "guidance": draft.guidance,
         },
         "gate_results": list(ticket.gate_results.all()),
         "model_calls": list(ticket.model_calls.all()),
@@ -190,3 +192,51 @@ def list_tickets(request: HttpRequest, filters: Query[TicketFilters]) -> dict[st
     page = list(qs[filters.offset: filters.offset + filters.limit])
     return {"count": qs.count(), "limit": filters.limit, "offset": filters.offset,
             "results": [_summary(t) for t in page]}
+
+
+# --- Knowledge base -----------------------------------------------------------------------------
+
+def _article_out(article: Any) -> dict[str, Any]:
+    return {"id": article.slug, "title": article.title, "language": article.language, "audience": article.audience,
+            "status": article.status, "version": article.version, "updated_at": article.updated_at}
+
+
+class ArticleFilters(Schema):
+    audience: str | None = Field(None, pattern="^(public|internal)$")
+    status: str | None = Field(None, pattern="^(draft|published|retired)$")
+
+
+@api.get("/kb/articles", response={200: ArticlePage, **REFUSALS}, summary="List knowledge-base articles")
+def list_articles(request: HttpRequest, filters: Query[ArticleFilters]) -> dict[str, Any]:
+    from kb.models import Article
+
+    _refuse_unknown_query(request, set(ArticleFilters.model_fields))
+    rows = Article.objects.order_by("slug")
+    if filters.audience:
+        rows = rows.filter(audience=filters.audience)
+    if filters.status:
+        rows = rows.filter(status=filters.status)
+    return {"count": rows.count(), "results": [_article_out(a) for a in rows]}
+
+
+@api.post("/kb/articles", response={200: ArticleOut, 201: ArticleOut, 422: ErrorOut, **REFUSALS},
+          summary="Create or update a knowledge-base article by your id",
+          description="Unchanged text writes nothing; changed text becomes a new version (published unless "
+          "`draft`). A retired article stays retired. The audience applies at once.")
+def upsert_article(request: HttpRequest, payload: ArticleIn) -> Status:
+    from kb.services import ArticleError, Outcome, article_sync
+    from triage import controls
+
+    _refuse_unknown_query(request, set())
+    try:
+        article, outcome = article_sync(slug=payload.id.strip(), title=payload.title, body=payload.body,
+                                        language=payload.language, draft=payload.draft, audience=payload.audience,
+                                        source=f"api:{request.auth.name}"[:100])
+    except ArticleError as exc:
+        raise ApplicationError(exc.message, status=422) from exc
+    assert article is not None
+    if outcome != Outcome.UNCHANGED:
+        controls.audit(actor=None, action="kb.article.api", obj=article, before=None,
+                       after={"slug": article.slug, "outcome": outcome, "audience": article.audience,
+                              "version": article.version, "api_key": request.auth.name})
+    return Status(201 if outcome == Outcome.CREATED else 200, _article_out(article))

@@ -240,7 +240,7 @@ def _check_prompt(prompt_id: str, system: str) -> None:
     if placeholder not in system:
         raise ApplicationError(f"the {prompt_id} prompt must contain {placeholder}")
     try:
-        system.format(intents="", passages="")
+        system.format(intents="", passages="", guidance="")
     except (KeyError, IndexError, ValueError) as exc:
         raise ApplicationError(f"the prompt has a stray brace or unknown placeholder: {exc}") from exc
 

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from kb.importers import kb_import
 from kb.services import kb_import_abcd_jsonl
-from triage import controls, learning, services
+from triage import controls, learning, reply_memory, services
 from triage.models import Contract, Customer, Intent, IntentExample, LocalModel, Ticket
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
@@ -94,9 +95,15 @@ def policy_ensure() -> None:
 def seed(*, password_agent: str, password_admin: str) -> dict[str, object]:
     added = taxonomy_load(intents_path=FIXTURES / "bitext" / "intents.json",
                           utterances_path=FIXTURES / "bitext" / "utterances.csv")
+    # The help centre customers read (public: drafts quote and cite it), and the agents' procedures (internal).
+    helpcentre = kb_import(source=FIXTURES / "kb" / "helpcentre", fmt="folder", audience="public")
+    if helpcentre.failed:
+        raise RuntimeError(f"the demo help centre did not import: {helpcentre.failed}")
     articles = kb_import_abcd_jsonl(path=FIXTURES / "kb" / "abcd_guidelines.jsonl")
+    articles += len(helpcentre.created) + len(helpcentre.updated) + len(helpcentre.unchanged)
     if not LocalModel.objects.filter(active=True).exists():
         learning.local_model_train(trigger=LocalModel.Trigger.SEED)
+    reply_memory.reference_load()
     logins = users_ensure(password_agent=password_agent, password_admin=password_admin)
     policy_ensure()
     sent = 0

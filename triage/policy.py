@@ -669,3 +669,58 @@ def prompt_leak(text: str, *, canary: str = "", prompts: Sequence[str] = ()) -> 
     if leaked:
         found.append(f"{leaked} words of a system prompt")
     return GateResult(PROMPT_LEAK, PROMPT_LEAK, not found, tuple(found), PROMPT_LEAK_MESSAGE)
+
+
+# --- Internal text ------------------------------------------------------------------------------
+# Internal articles (agent procedures and policy) are given to a writer as guidance and shown to the agent
+# beside the draft, but a customer must never read them: "Get Full Name or Account ID for [Pull up
+# Account]", "we will just give them the credit anyway". Built in, like prompt_leak, so it holds on every
+# tier whatever an admin's rules say; unlike prompt_leak the agent may still send after editing.
+
+INTERNAL_TEXT = "internal_text"
+INTERNAL_TEXT_MESSAGE = ("Internal text: the draft repeats an internal article or speaks to an agent instead of "
+                         "the customer. Rewrite that part for the customer before sending.")
+# Eight consecutive words shared with an internal article is quotation, not coincidence: routine replies and
+# procedures share phrases of three to five words ("your order number", "in the next few days").
+INTERNAL_FRAGMENT_WORDS = 8
+# A tool or screen name in brackets as agent procedures write them: "[Pull up Account]", "[Refund Tool]".
+# Not a citation marker "[2]", a blank "[[order number]]", a PII placeholder "[EMAIL_1]" or a withheld canary.
+_TOOL_NAME_RE = re.compile(r"(?<!\[)\[(?!\[)(?![A-Z]+_\d+\])([A-Z][A-Za-z'/&-]*(?: [A-Za-z'/&-]+){0,5})\](?!\])")
+# Words addressed to an agent about the customer, not to the customer. Per language, narrow on purpose: "the
+# customer" or "el cliente" does not occur in a reply written to the customer, "customer service" does.
+_AGENT_VOICE_RE = re.compile(
+    r"\b(?:the\s+customer(?:'s)?(?!\s+(?:service|support|care|team|experience))|"
+    r"(?:tell|ask|inform|remind|assure)\s+(?:them|the\s+(?:user|caller|client))\b|let\s+them\s+know|"
+    r"(?:the|an)\s+agent\s+(?:should|must|will|can|may)\b|"
+    r"(?:el|la)\s+client[ea]\b|d[ií]g(?:ale|anle|ele)\b|"
+    r"(?:le|la)\s+client(?:e)?\b|dites[- ]lui\b|"
+    r"(?:der|dem|den|des)\s+Kunden?\b|die\s+Kundin\b|sagen\s+Sie\s+(?:ihm|ihr)\b|"
+    r"(?<!ao )(?<!do )(?<!no )\bo\s+cliente\b|diga[- ]lhe\b)",
+    re.IGNORECASE,
+)
+
+
+def _shingles(texts: Iterable[str], words: int) -> set[tuple[str, ...]]:
+    found: set[tuple[str, ...]] = set()
+    for text in texts:
+        tokens = _words(text)
+        found.update(tuple(tokens[i : i + words]) for i in range(len(tokens) - words + 1))
+    return found
+
+
+def internal_text(text: str, *, internal: Sequence[str] = (), words: int = INTERNAL_FRAGMENT_WORDS) -> GateResult:
+    """The built-in internal_text gate: verbatim runs of an internal article, tool names in brackets, and
+    sentences addressed to an agent. Its matches name what was found, briefly."""
+    found: list[str] = []
+    shingles = _shingles(internal, words) if internal else set()
+    if shingles:
+        tokens = _words(text)
+        covered: set[int] = set()
+        for i in range(len(tokens) - words + 1):
+            if tuple(tokens[i : i + words]) in shingles:
+                covered.update(range(i, i + words))
+        if covered:
+            found.append(f"{len(covered)} words of an internal article")
+    found += [f"tool name [{m.group(1)}]" for m in _TOOL_NAME_RE.finditer(text)]
+    found += [f"addressed to an agent: “{' '.join(m.group().split())}”" for m in _AGENT_VOICE_RE.finditer(text)]
+    return GateResult(INTERNAL_TEXT, INTERNAL_TEXT, not found, tuple(dict.fromkeys(found)), INTERNAL_TEXT_MESSAGE)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -128,6 +128,12 @@ class CitationOut(Schema):
     score: float
 
 
+class GuidanceOut(Schema):
+    article_slug: str
+    article_title: str
+    article_version: int
+
+
 class DraftOut(Schema):
     id: int
     tier: str
@@ -142,6 +148,10 @@ class DraftOut(Schema):
     latency_budget_s: int | None
     status: str
     citations: list[CitationOut]
+    # The remembered reply the local engine started from: {"id", "source": "reference" | "sent"}, or null.
+    memory: dict[str, Any] | None = None
+    # Internal articles given to the writer as guidance (agents only; never quoted to the customer).
+    guidance: list[GuidanceOut] = []
     created_at: datetime
 
 
@@ -196,3 +206,30 @@ class TicketPage(Schema):
     limit: int
     offset: int
     results: list[TicketSummaryOut]
+
+
+class ArticleIn(Schema):
+    id: str = Field(..., min_length=1, max_length=255, pattern=NO_NUL,
+                    description="Your stable id for the article (a path, a CMS id): sending it again updates it")
+    title: str = Field(..., min_length=1, max_length=300, pattern=NO_NUL)
+    body: str = Field(..., min_length=1, max_length=200_000, pattern=NO_NUL, description="Markdown")
+    language: str = Field("", max_length=8, pattern=NO_NUL, description="ISO 639-1; empty: detected")
+    audience: Literal["public", "internal"] = Field(
+        "public", description="public: customers may read it and drafts may quote it; internal: procedures "
+        "for agents, shown beside drafts and given to models as guidance, never quoted")
+    draft: bool = Field(False, description="store as a draft (not retrieved) instead of publishing")
+
+
+class ArticleOut(Schema):
+    id: str
+    title: str
+    language: str
+    audience: str
+    status: str
+    version: int
+    updated_at: datetime
+
+
+class ArticlePage(Schema):
+    count: int
+    results: list[ArticleOut]

@@ -222,7 +222,8 @@ def _ticket_detail_qs() -> QuerySet[Ticket]:
         Prefetch("triage_runs", queryset=TriageRun.objects.select_related("intent")),
         Prefetch("route_decisions", queryset=RouteDecision.objects.select_related("contract")),
         Prefetch("gate_results", queryset=GateResult.objects.all()),
-        Prefetch("drafts", queryset=Draft.objects.select_related("requested_by").prefetch_related(
+        Prefetch("drafts", queryset=Draft.objects.select_related(
+            "requested_by", "memory__intent", "memory__review").prefetch_related(
             Prefetch("citations", queryset=Citation.objects.all()))),
         Prefetch("model_calls", queryset=ModelCall.objects.all()),
         Prefetch("reviews", queryset=ReviewAction.objects.select_related("user")),

@@ -24,6 +24,7 @@ from triage import controls, policy
 from triage.access import is_agent
 from triage.controls import audit
 from triage.errors import ApplicationError
+from triage.llm import replies
 from triage.llm.local import LocalIntentModel
 from triage.models import (
     ApiKey,
@@ -412,7 +413,8 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
         in_reply_to, references = _thread_headers(draft.ticket)
         outbound = OutboundEmail.objects.create(
             ticket=draft.ticket, review=review, to_email=draft.ticket.from_email,
-            subject=_reply_subject(draft.ticket.subject, draft.ticket.token), body=text,
+            # Citation markers are for the agent; the customer reads the reply without them.
+            subject=_reply_subject(draft.ticket.subject, draft.ticket.token), body=replies.strip_markers(text),
             message_id=f"<tierdesk.{ticket_id}.{uuid.uuid4().hex}@{domain}>",
             in_reply_to=in_reply_to, references=references,
         )
@@ -559,6 +561,8 @@ def outbound_send(*, outbound_id: int) -> bool:
         OutboundEmail.objects.filter(pk=outbound_id).update(
             status=OutboundEmail.Status.SENT, sent_at=timezone.now(), last_error=""
         )
+        # A sent reply joins the reply memory (the task skips what it must not keep).
+        enqueue("remember_reply", outbound.review_id)
         # Kept in the thread, so a customer's answer to this reply threads by In-Reply-To.
         Message.objects.get_or_create(
             message_id=outbound.message_id.strip("<>"),

@@ -426,6 +426,9 @@ KB_EMBEDDING_MAX_RETRIES = envint("KB_EMBEDDING_MAX_RETRIES", 2)
 KB_TOP_K = envint("TIERDESK_KB_TOP_K", 4)
 # Below this cosine similarity, a passage is not offered to the model as grounding.
 KB_MIN_SIMILARITY = envfloat("TIERDESK_KB_MIN_SIMILARITY", 0.75)
+# The local engine starts a draft from a remembered reply only when the ticket it answered is at least this
+# similar (cosine of multilingual-e5-small vectors) to the new one; below it, it quotes the best public passage.
+REPLY_MEMORY_MIN_SIMILARITY = envfloat("TIERDESK_REPLY_MEMORY_MIN_SIMILARITY", 0.80)
 # The full-text leg keeps the query's rarest terms while they can match at most about this many chunks
 # (0: every term, however common). See kb/selectors.py.
 KB_LEXICAL_ROW_BUDGET = envint("TIERDESK_KB_LEXICAL_ROW_BUDGET", 3000)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from email.utils import parseaddr
@@ -21,10 +21,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kb.selectors import kb_search
-from triage import controls, policy, routing, sla
+from kb.selectors import internal_texts, kb_search, public_chunks, query_embed
+from triage import controls, policy, reply_memory, routing, sla
 from triage.learning import intent_other
-from triage.llm import breaker, local, tiers
+from triage.llm import breaker, replies, tiers
 from triage.models import (
     Citation,
     Customer,
@@ -71,10 +71,12 @@ def ticket_text(ticket: Ticket) -> tuple[tiers.TicketText, policy.Redaction]:
     """The ticket, and the same ticket with PII replaced by placeholders for external models."""
     from triage.intake.ingest import thread_text
 
-    return text_redacted(subject=ticket.subject, body=thread_text(ticket), from_name=ticket.from_name)
+    return text_redacted(subject=ticket.subject, body=thread_text(ticket), from_name=ticket.from_name,
+                         from_email=ticket.from_email)
 
 
-def text_redacted(*, subject: str, body: str, from_name: str) -> tuple[tiers.TicketText, policy.Redaction]:
+def text_redacted(*, subject: str, body: str, from_name: str,
+                  from_email: str = "") -> tuple[tiers.TicketText, policy.Redaction]:
     """ticket_text for a ticket given as plain fields (draft evals read tickets from a file)."""
     subject = " ".join(subject.split())
     # One redaction over all fields so one value gets one placeholder wherever it appears.
@@ -82,7 +84,8 @@ def text_redacted(*, subject: str, body: str, from_name: str) -> tuple[tiers.Tic
     redaction = policy.redact(f"{from_name}\n{subject}\n{body}", names=names)
     name, redacted_subject, redacted_body = (redaction.text.split("\n", 2) + ["", ""])[:3]
     text = tiers.TicketText(subject=subject, body=body, from_name=from_name,
-                            redacted_subject=redacted_subject, redacted_body=redacted_body, redacted_from_name=name)
+                            redacted_subject=redacted_subject, redacted_body=redacted_body, redacted_from_name=name,
+                            from_email=from_email)
     return text, redaction
 
 
@@ -186,22 +189,30 @@ def _classify(ticket_id: int) -> bool:
 
 # --- Route --------------------------------------------------------------------------------------
 
+# Internal passages retrieved beside the public ones: guidance for the writer and the agent, never quoted.
+GUIDANCE_K = 2
+
+
 def _retrieve(ticket: Ticket, *, instruction: str = "") -> list[dict[str, Any]]:
+    """Public passages a draft may quote (the top KB_TOP_K), then the internal ones that guide it."""
     from triage.intake.ingest import thread_text
 
     language = ticket.language or None
-    found = kb_search(query=f"{ticket.subject}\n{thread_text(ticket)}", language=language)
-    topic = local.instruction_topic(instruction)
+    query = f"{ticket.subject}\n{thread_text(ticket)}"
+    vector = query_embed(query=query)  # one embedding for both audiences
+    found = kb_search(query=query, language=language, audience="public", query_vector=vector)
+    topic = replies.instruction_topic(instruction)
     if topic:
         # An agent who asks for a new draft names what it needs ("explain how to recover the username"): the
         # best passages for their words come first, then the ticket's own, so neither crowds the other out.
-        steered = kb_search(query=topic, language=language)
+        steered = kb_search(query=topic, language=language, audience="public")
         merged = {p.chunk_id: p for p in [*steered[:2], *found, *steered[2:]]}
         found = list(merged.values())[:settings.KB_TOP_K]
+    found += kb_search(query=query, k=GUIDANCE_K, language=language, audience="internal", query_vector=vector)
     return [
         {"chunk_id": p.chunk_id, "article_id": p.article_id, "article_slug": p.article_slug,
          "article_title": p.article_title, "article_version": p.article_version, "text": p.text,
-         "score": p.score, "similarity": p.similarity}
+         "score": p.score, "similarity": p.similarity, "audience": p.audience}
         for p in found
     ]
 
@@ -289,15 +300,29 @@ def _route(ticket_id: int) -> bool:
 NEXT_TIER = {"mini": "large"}
 
 
-def _usable(retrieved: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The retrieved passages good enough to ground a draft, by the citation marker the model sees."""
-    usable = [r for r in retrieved if r["similarity"] >= settings.KB_MIN_SIMILARITY]
+def _public(row: dict[str, Any]) -> bool:
+    # Decisions stored before articles had an audience retrieved public passages only.
+    return row.get("audience", "public") == "public"
+
+
+def _usable(retrieved: list[dict[str, Any]], also: Sequence[dict[str, Any]] = ()) -> dict[int, dict[str, Any]]:
+    """The public passages good enough to ground a draft, by the citation marker the writer sees; `also`
+    (a remembered reply's own articles) after them unless already there."""
+    usable = [r for r in retrieved if _public(r) and r["similarity"] >= settings.KB_MIN_SIMILARITY]
+    seen = {r["article_slug"] for r in usable}
+    usable += [r for r in also if r["article_slug"] not in seen]
     return dict(enumerate(usable, 1))
 
 
-def _passages(retrieved: list[dict[str, Any]]) -> list[tiers.Passage]:
-    return [tiers.Passage(marker=i, chunk_id=r["chunk_id"], title=r["article_title"], text=r["text"])
-            for i, r in _usable(retrieved).items()]
+def _passages(retrieved: list[dict[str, Any]], also: Sequence[dict[str, Any]] = ()) -> list[tiers.Passage]:
+    return [tiers.Passage(marker=i, chunk_id=r["chunk_id"], title=r["article_title"], text=r["text"],
+                          slug=r["article_slug"])
+            for i, r in _usable(retrieved, also).items()]
+
+
+def _guidance(retrieved: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The internal passages retrieved for the ticket, good enough to guide the writer."""
+    return [r for r in retrieved if not _public(r) and r["similarity"] >= settings.KB_MIN_SIMILARITY]
 
 
 def _draft_plan(decision: RouteDecision, contract: routing.Contract, switches: routing.Switches,
@@ -314,13 +339,15 @@ def _draft_plan(decision: RouteDecision, contract: routing.Contract, switches: r
     return plan
 
 
-def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction) -> tuple[str, list[policy.GateResult]]:
+def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction,
+          guidance: Sequence[dict[str, Any]] = ()) -> tuple[str, list[policy.GateResult]]:
     """The draft as it is stored (a leaked canary withheld) and the gates' verdicts on what the model wrote."""
     body = policy.restore(attempt.body or "", redaction.mapping)
     # The shop's own address may appear in a reply; anyone else's contact details may not.
     own = [parseaddr(settings.DEFAULT_FROM_EMAIL)[1]]
     results = policy.check_draft(body, controls.gate_rules(), redaction=redaction, allowed=own,
                                  canary=settings.PROMPT_CANARY, prompts=controls.system_prompts())
+    results.append(policy.internal_text(body, internal=[*(g["text"] for g in guidance), *internal_texts()]))
     return _shown(body), results
 
 
@@ -395,7 +422,6 @@ def _draft(ticket_id: int) -> bool:
     instruction = request.reason if request is not None else ""
     run = decision.triage_run
     text, redaction = ticket_text(ticket)
-    passages = _passages(decision.retrieved)
     _row, contract = controls.contract_for(intent=run.intent if run else None, ticket_id=ticket_id)
     prompt = controls.prompt_for(prompt_id="draft", ticket_id=ticket_id)
     plan: list[tiers.Step] = []
@@ -406,6 +432,16 @@ def _draft(ticket_id: int) -> bool:
             language=run.language, confidence=run.confidence, summary=run.summary,
         )
         plan = _draft_plan(decision, contract, controls.switches_current(), breaker.open_tiers())
+    memory = None
+    if any(tiers.tier_config(s.tier, engine_override=s.engine_override).engine == "local" for s in plan):
+        memory = reply_memory.best(intent=classification.intent, language=classification.language,
+                                   text=f"{text.subject}\n{text.body}")
+    # A remembered reply's own articles are cited even when retrieval ranked them below the others.
+    sources = public_chunks(slugs=list(memory.article_slugs)) if memory is not None else []
+    usable = _usable(decision.retrieved, sources)
+    passages = _passages(decision.retrieved, sources)
+    guidance_rows = _guidance(decision.retrieved)
+    guidance = [tiers.Guidance(title=g["article_title"], text=g["text"]) for g in guidance_rows]
 
     calls: list[tiers.CallRecord] = []
     gate_log: list[tuple[str, list[policy.GateResult]]] = []
@@ -421,7 +457,8 @@ def _draft(ticket_id: int) -> bool:
             history.append({"tier": step.tier, "engine": spent[step.tier], "outcome": "not_retried"})
             continue
         attempt = tiers.draft(step=step, text=text, classification=classification, passages=passages,
-                              prompt=prompt, escalated=step.tier == "large", instruction=instruction)
+                              prompt=prompt, escalated=step.tier == "large", instruction=instruction,
+                              guidance=guidance, memory=memory)
         calls.extend(attempt.calls)
         if attempt.body is None:
             if attempt.failed_permanently:
@@ -429,7 +466,7 @@ def _draft(ticket_id: int) -> bool:
             history.append({"tier": step.tier, "engine": attempt.engine, "outcome": "no_answer",
                             "error": attempt.calls[-1].error[:300] if attempt.calls else ""})
             continue
-        body, results = _gate(attempt, redaction)
+        body, results = _gate(attempt, redaction, guidance_rows)
         gate_log.append((step.tier, results))
         failed = [r.rule for r in results if not r.passed]
         last_produced = (attempt, body, results)
@@ -465,6 +502,10 @@ def _draft(ticket_id: int) -> bool:
                 reasons.append("failed policy gates: " + ", ".join(r.rule for r in failed))
             if attempt.tier == "large" and attempt.engine == "local":
                 reasons.append("escalated ticket drafted offline by the local engine: no large model reviewed it")
+            open_blanks = replies.blanks(body)
+            if open_blanks:
+                reasons.append(f"fill in {len(open_blanks)} blank{'s' if len(open_blanks) > 1 else ''} before "
+                               f"sending: {', '.join(open_blanks)}")
             # A first draft is timed from intake; a requested one from the agent's request.
             since = request.created_at if request is not None else locked.created_at
             elapsed = (timezone.now() - since).total_seconds()
@@ -476,8 +517,11 @@ def _draft(ticket_id: int) -> bool:
                 needs_review_reason="; ".join(reasons)[:300], attempts=history,
                 seconds_to_draft=round(elapsed, 3), latency_budget_s=contract.latency_budget_s,
                 instruction=instruction[:1000], requested_by=request.user if request is not None else None,
+                memory_id=attempt.memory_id,
+                guidance=[{k: g[k] for k in ("article_id", "article_slug", "article_title", "article_version", "text")}
+                          for g in guidance_rows],
             )
-            by_marker = _usable(decision.retrieved)
+            by_marker = usable
             Citation.objects.bulk_create(
                 Citation(
                     draft=draft, chunk_id=by_marker[m]["chunk_id"], article_id=by_marker[m]["article_id"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from triage import accounts, services, steps
+from triage import accounts, reply_memory, services, steps
 
 PIPELINE = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -43,6 +43,11 @@ def shadow_ticket(ticket_id: int, config_id: int) -> None:
 )
 def send_outbound_email(outbound_id: int) -> None:
     services.outbound_send(outbound_id=outbound_id)
+
+
+@shared_task(name="triage.remember_reply", **PIPELINE)
+def remember_reply(review_id: int) -> None:
+    reply_memory.remember(review_id=review_id)
 
 
 # Not acks_late: a worker lost mid-send leaves the person to ask again rather than sending a second link. An

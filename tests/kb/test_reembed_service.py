@@ -39,7 +39,7 @@ def no_queue(job_id: int) -> None:
 
 
 def test_a_provider_switch_reembeds_through_the_endpoint_in_batches(server: ScriptedOpenAI) -> None:
-    data.load_kb()
+    data.load_kb(public=False)
     total = Chunk.objects.count()
     with openai_settings(server, dim=48):
         job, created = reembed_start(batch_size=7, enqueue=no_queue)
@@ -60,7 +60,7 @@ def test_only_one_job_runs_at_a_time() -> None:
 
 
 def test_a_worker_with_other_settings_fails_the_job_clearly(server: ScriptedOpenAI) -> None:
-    data.load_kb()
+    data.load_kb(public=False)
     with openai_settings(server, dim=48):
         job, _ = reembed_start(enqueue=no_queue)
     reembed_run(job_id=job.pk)  # this process embeds with the bundled model
@@ -70,7 +70,7 @@ def test_a_worker_with_other_settings_fails_the_job_clearly(server: ScriptedOpen
 
 
 def test_the_command_runs_a_job_and_reports(server: ScriptedOpenAI) -> None:
-    data.load_kb()
+    data.load_kb(public=False)
     out = StringIO()
     with openai_settings(server, dim=16):
         call_command("kb_reembed", "--here", "--batch-size", "50", stdout=out)
@@ -89,7 +89,7 @@ def admin_client(client: Client, admin_user: Any) -> Client:
 def test_the_index_page_shows_settings_counts_and_progress(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
-    data.load_kb()
+    data.load_kb(public=False)
     Chunk.objects.filter(pk__in=Chunk.objects.values("pk")[:3]).update(embedding_model="openai:old", embedding_dim=1536)
     html = admin_client.get("/settings/kb/index").content.decode()
     assert "<strong>local</strong>" in html and "<strong>multilingual-e5-small</strong>" in html

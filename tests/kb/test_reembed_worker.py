@@ -57,7 +57,7 @@ def models_of_chunks() -> set[tuple[str, int | None]]:
 
 def test_the_worker_reembeds_chunks_another_model_produced(celery_worker: None, server: ScriptedOpenAI) -> None:
     with openai_settings(server, dim=384):
-        data.load_kb()
+        data.load_kb(public=False)
     assert models_of_chunks() == {("openai:scripted-embed", 384)}
     # The deployment is back on the bundled model: the old vectors no longer take part in vector search.
     assert kb_search(query="I forgot my password", k=1)[0].vector_rank is None
@@ -95,7 +95,7 @@ def test_a_dimension_change_alters_the_column_and_rebuilds_the_hnsw_index(
 ) -> None:
     with openai_settings(server, dim=64):
         assert ensure_column_dimension(64)
-        data.load_kb()
+        data.load_kb(public=False)
         assert column_dimension() == 64 and models_of_chunks() == {("openai:scripted-embed", 64)}
         assert kb_search(query="I forgot my password", k=1)[0].vector_rank == 1
 

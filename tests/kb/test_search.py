@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def kb() -> None:
-    data.load_kb()
+    data.load_kb(public=False)
 
 
 @pytest.mark.parametrize(("query", "slug"), [

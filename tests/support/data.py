@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from kb.importers import parse_document
 from kb.services import abcd_article_markdown, article_upsert
 from triage import learning
 from triage.models import Draft, Intent, IntentExample, ReviewAction, RouteDecision, Ticket, TriageRun
@@ -43,13 +44,31 @@ def load_taxonomy(*, per_intent: int = 60) -> None:
     IntentExample.objects.bulk_create(examples)
 
 
-def load_kb() -> None:
+# The demo help centre's articles on the same subjects: what drafts may quote.
+HELP_CENTRE = (
+    "account/reset-your-password.md",
+    "account/edit-your-details.md",
+    "delivery/delivery-times.md",
+    "delivery/track-your-order.md",
+    "delivery/change-delivery-address.md",
+    "returns/refunds.md",
+    "returns/damaged-or-wrong-item.md",
+)
+
+
+def load_kb(*, public: bool = True) -> None:
+    """Six agent guidelines (internal) and, unless `public` is False, seven help-centre articles (public)."""
     with (FIXTURES / "kb" / "abcd_guidelines.jsonl").open() as handle:
         for line in handle:
             row = json.loads(line)
             if row["id"] in KB_SLUGS:
                 slug, title, body = abcd_article_markdown(row)
-                article_upsert(slug=slug, title=title, body=body, source="abcd-guidelines")
+                article_upsert(slug=slug, title=title, body=body, source="abcd-guidelines", audience="internal")
+    if public:
+        for slug in HELP_CENTRE:
+            item = parse_document(slug, (FIXTURES / "kb" / "helpcentre" / slug).read_bytes(), source="helpcentre")
+            article_upsert(slug=slug, title=item.title, body=item.body, source="helpcentre",
+                           language=item.language, audience=item.audience)
 
 
 def seed_small() -> None:

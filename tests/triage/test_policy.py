@@ -319,7 +319,7 @@ def test_quoting_a_knowledge_base_passage_is_not_a_leak() -> None:
     # Passages fill the draft prompt's {passages}: a draft is meant to use them, word for word if it likes.
     passage = ("To reset your password open the sign-in page, choose Forgot password, enter the email address "
                "on your account and follow the link we send you within the next thirty minutes.")
-    sent = DRAFT.system.format(passages=f"[1] Recover password\n{passage}")
+    sent = DRAFT.system.format(passages=f"[1] Recover password\n{passage}", guidance="(none)")
     assert prompt_leak(passage, canary=CANARY, prompts=PROMPTS).passed
     assert not prompt_leak(passage, prompts=[sent]).passed  # which is why the templates are checked, not this
 

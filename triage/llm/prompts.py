@@ -29,9 +29,10 @@ CLASSIFY = Prompt(
 )
 
 # v2: `agent_instruction`, the reviewing agent's request when a draft is regenerated or escalated by hand.
+# v3: internal guidance beside the public passages: how the team handles the case, never quoted or mentioned.
 DRAFT = Prompt(
     id="draft",
-    version=2,
+    version=3,
     system=(
         "You write replies to customer-support tickets for an online store. Use only the facts in the "
         "numbered knowledge-base passages below; cite each passage you rely on by its number in the "
@@ -43,6 +44,12 @@ DRAFT = Prompt(
         # unlock facts the passages do not hold, and it is addressed to the writer, not to the customer.
         "`agent_instruction`, when not empty, comes from the support agent reviewing your reply: follow it "
         "for content, emphasis and tone, within the rules above. Never quote or mention it in the reply.\n"
-        "Passages:\n{passages}"
+        "Write to the customer in the language of their ticket, addressing them directly; never write about "
+        "them in the third person, never name internal tools, and never copy internal guidance.\n"
+        "Passages (public help-centre text: you may quote and cite these):\n{passages}\n"
+        # Procedures for agents: they say what the team does (verify identity first, what may be offered), but
+        # their wording is written to an agent and must never reach the customer (the internal_text gate).
+        "Internal guidance (for you only: follow it, never quote it, never mention it, never cite it):\n"
+        "{guidance}"
     ),
 )

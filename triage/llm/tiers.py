@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from triage.llm import local, openai_engine
+from triage.llm import local, openai_engine, replies
 from triage.llm.errors import ModelError, Refused, SchemaInvalid
 from triage.llm.prompts import Prompt
 from triage.llm.schemas import (
@@ -96,10 +96,12 @@ class TicketText:
     redacted_subject: str
     redacted_body: str
     redacted_from_name: str
+    # Only the local engine reads it (a reply may name the customer's own address); never sent to a model.
+    from_email: str = ""
 
     @classmethod
-    def plain(cls, subject: str, body: str, from_name: str = "") -> TicketText:
-        return cls(subject, body, from_name, subject, body, from_name)
+    def plain(cls, subject: str, body: str, from_name: str = "", from_email: str = "") -> TicketText:
+        return cls(subject, body, from_name, subject, body, from_name, from_email)
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,19 @@ class ClassifyOutcome:
 
 @dataclass(frozen=True)
 class Passage:
+    """A public passage: the writer may quote it, and cites it by its marker."""
+
     marker: int
     chunk_id: int
+    title: str
+    text: str
+    slug: str = ""
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """An internal article's passage: how the team handles this, for the writer only, never quoted."""
+
     title: str
     text: str
 
@@ -135,6 +148,8 @@ class DraftAttempt:
     body: str | None = None
     cited: list[int] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
+    # The remembered reply the local engine started from.
+    memory_id: int | None = None
 
     @property
     def grounded(self) -> bool:
@@ -266,6 +281,10 @@ def _passages_block(passages: list[Passage]) -> str:
     return "\n\n".join(f"[{p.marker}] {p.title}\n{p.text}" for p in passages) or "(none)"
 
 
+def _guidance_block(guidance: list[Guidance]) -> str:
+    return "\n\n".join(f"- {g.title}\n{g.text}" for g in guidance) or "(none)"
+
+
 def draft(
     *,
     step: Step,
@@ -275,28 +294,37 @@ def draft(
     prompt: Prompt,
     escalated: bool,
     instruction: str = "",
+    guidance: list[Guidance] | None = None,
+    memory: replies.Memory | None = None,
 ) -> DraftAttempt:
-    """One tier's attempt at a reply; the body is in terms of the redacted text for external engines."""
+    """One tier's attempt at a reply; the body is in terms of the redacted text for external engines.
+
+    `guidance`: internal passages, given to a model marked as not for the customer (the local engine never
+    quotes them). `memory`: the remembered reply the local engine starts from."""
     conf = tier_config(step.tier, engine_override=step.engine_override, model_override=step.model_override)
     outcome = DraftAttempt(tier=step.tier, engine=conf.engine, model=conf.model)
     markers = {p.marker for p in passages}
 
     def produce(record: CallRecord) -> DraftOutput:
         if conf.engine == "local":
-            refs = [local.PassageRef(p.marker, p.title, p.text) for p in passages]
-            (reply, cited), record.latency_ms = local.timed(
-                local.compose_draft, from_name=text.from_name, subject=text.subject, body=text.body,
-                intent=classification.intent, passages=refs, escalated=escalated, instruction=instruction,
+            sources = [replies.Source(p.marker, p.slug, p.title, p.text) for p in passages]
+            written, record.latency_ms = local.timed(
+                replies.write, subject=text.subject, body=text.body, from_name=text.from_name,
+                from_email=text.from_email, language=classification.language, sources=sources, memory=memory,
+                escalated=escalated, instruction=instruction,
             )
-            raw = json.dumps({"reply": reply, "citations": cited})
+            outcome.memory_id = written.memory_id
+            raw = json.dumps({"reply": written.text, "citations": written.cited})
         else:
             user = json.dumps({
                 "customer_name": text.redacted_from_name, "subject": text.redacted_subject,
                 "body": text.redacted_body, "intent": classification.intent,
                 "urgency": classification.urgency, "agent_instruction": instruction,
             }, ensure_ascii=False)
-            raw = _call_openai(conf, system_prompt(prompt.system.format(passages=_passages_block(passages))), user,
-                               "ticket_reply", DRAFT_SCHEMA, record)
+            # An admin's prompt without {guidance} simply gives none (str.format ignores unused arguments).
+            system = prompt.system.format(passages=_passages_block(passages),
+                                          guidance=_guidance_block(guidance or []))
+            raw = _call_openai(conf, system_prompt(system), user, "ticket_reply", DRAFT_SCHEMA, record)
         return parse_draft(raw)
 
     parsed = _attempts("draft", conf, prompt, SCHEMA_ATTEMPTS, outcome.calls, produce)

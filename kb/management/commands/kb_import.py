@@ -16,10 +16,14 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
         parser.add_argument("--format", choices=FORMATS, default="auto")
         parser.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+        parser.add_argument("--audience", choices=["public", "internal"], default="",
+                            help="for articles whose file does not say (front matter `audience:`): public "
+                                 "(customers may read and drafts may quote it) or internal (agents only)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            report = kb_import(source=options["path"], fmt=options["format"], dry_run=options["dry_run"])
+            report = kb_import(source=options["path"], fmt=options["format"], dry_run=options["dry_run"],
+                               audience=options["audience"])
         except ImportRefused as exc:
             raise CommandError(exc.message) from exc
         if not options["dry_run"]:
