@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -18,7 +19,7 @@ from django.db import connection, transaction
 from kb import evaluation
 from kb.embeddings import get_embedder
 from kb.evaluation import EVAL_ARTICLES, EVAL_CHUNKS, EvalArticle, EvalInputError
-from kb.selectors import Passage, passages_search
+from kb.selectors import Passage, QueryVector, passages_search
 
 AUDIENCES = ("public", "internal")
 
@@ -114,11 +115,30 @@ class TemporaryKB:
     chunks: int
     languages: frozenset[str]
 
-    def search(self, *, query: str, language: str | None = None, k: int | None = None) -> list[Passage]:
+    def search(self, *, query: str, language: str | None = None, k: int | None = None, audience: str | None = None,
+               query_vector: QueryVector | None = None) -> list[Passage]:
         """Production's retrieval (kb_search) over the temporary tables."""
         return passages_search(query=query, k=k or settings.KB_TOP_K, chunk_table=EVAL_CHUNKS,
                                article_table=EVAL_ARTICLES, embedder=get_embedder(), language=language,
-                               languages=self.languages)
+                               languages=self.languages, audience=audience, query_vector=query_vector)
+
+    def public_chunks(self, *, slugs: list[str]) -> list[dict[str, Any]]:
+        """kb.selectors.public_chunks over the temporary tables: the first passage of each public article named."""
+        qn = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT ON (a.slug) c.id, a.id, a.slug, a.title, c.article_version, c.text "
+                f"FROM {qn(EVAL_CHUNKS)} c JOIN {qn(EVAL_ARTICLES)} a ON a.id = c.article_id "
+                "WHERE a.slug = ANY(%s) AND a.audience = 'public' ORDER BY a.slug, c.ordinal", [slugs])
+            first = {r[2]: {"chunk_id": r[0], "article_id": r[1], "article_slug": r[2], "article_title": r[3],
+                            "article_version": r[4], "text": r[5], "audience": "public", "score": 0.0,
+                            "similarity": 0.0}
+                     for r in cursor.fetchall()}
+        return [first[s] for s in slugs if s in first]
+
+    def internal_texts(self) -> tuple[str, ...]:
+        """kb.selectors.internal_texts for this knowledge base: what the internal_text gate must not see quoted."""
+        return tuple(a.body for a in self.articles.values() if a.audience == "internal")
 
 
 @contextmanager
@@ -130,7 +150,7 @@ def temporary_kb(articles: list[AudienceArticle]) -> Iterator[TemporaryKB]:
         evaluation._create_tables(embedder.config.dim)
         qn = connection.ops.quote_name
         with connection.cursor() as cursor:
-            # IF NOT EXISTS: kb_eval's own table may come to carry the column.
+            # IF NOT EXISTS: kb_eval's table has the column; this keeps working if it moves.
             cursor.execute(f"ALTER TABLE {qn(EVAL_ARTICLES)} ADD COLUMN IF NOT EXISTS audience text NOT NULL "
                            "DEFAULT 'public'")
         chunks, languages = evaluation._index(list[EvalArticle](articles), embedder)

@@ -23,9 +23,10 @@ from django.db.models import OuterRef, Subquery
 
 from kb.eval_kb import AudienceArticle, TemporaryKB, kb_articles_load, temporary_kb
 from kb.evaluation import EvalInputError, _records
-from triage import controls, draft_metrics, policy, routing, steps
+from kb.selectors import public_chunks, query_embed
+from triage import controls, draft_metrics, policy, reply_memory, routing, steps
 from triage.errors import ApplicationError
-from triage.llm import judge, local, tiers
+from triage.llm import judge, local, replies, tiers
 from triage.llm.prompts import Prompt
 from triage.models import ReviewAction, RouteDecision, Ticket
 
@@ -142,12 +143,38 @@ class DraftJob:
     classification: routing.Classification
     retrieved: list[dict[str, Any]]
     reference: str = ""
+    # As steps._draft has them: the remembered reply the local engine starts from, that reply's own articles
+    # (cited even when retrieval ranked them out), and the internal texts the internal_text gate looks for.
+    memory: replies.Memory | None = None
+    sources: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    internal: tuple[str, ...] = ()
+
+    def guidance_rows(self) -> list[dict[str, Any]]:
+        return steps._guidance(self.retrieved)
+
+
+def _is_local(step: tiers.Step) -> bool:
+    return tiers.tier_config(step.tier, engine_override=step.engine_override).engine == "local"
+
+
+def _remember(job: DraftJob, step: tiers.Step, public_chunks: Callable[..., list[dict[str, Any]]],
+              exclude_ticket: int | None = None) -> None:
+    """The reply memory the local engine starts from, as steps._draft looks it up (this thread: the ORM)."""
+    if not _is_local(step):
+        return
+    job.memory = reply_memory.best(intent=job.classification.intent, language=job.classification.language,
+                                   text=f"{job.text.subject}\n{job.text.body}", exclude_ticket=exclude_ticket)
+    if job.memory is not None:
+        job.sources = public_chunks(slugs=list(job.memory.article_slugs))
+        job.score.extra["memory_id"] = job.memory.id
 
 
 def _draft(job: DraftJob, step: tiers.Step, prompt: Prompt) -> tiers.DraftAttempt:
     started = time.perf_counter()
+    guidance = [tiers.Guidance(title=g["article_title"], text=g["text"]) for g in job.guidance_rows()]
     attempt = tiers.draft(step=step, text=job.text, classification=job.classification,
-                          passages=steps._passages(job.retrieved), prompt=prompt, escalated=step.tier == "large")
+                          passages=steps._passages(job.retrieved, job.sources), prompt=prompt,
+                          escalated=step.tier == "large", guidance=guidance, memory=job.memory)
     # Measured here rather than summed from the calls' whole milliseconds: the local engine takes less than one.
     job.score.latency_ms = round(1000 * (time.perf_counter() - started), 2)
     return attempt
@@ -161,8 +188,9 @@ def _score(job: DraftJob, attempt: tiers.DraftAttempt) -> set[str]:
         row.error = attempt.calls[-1].error[:300] if attempt.calls else "no attempt"
         row.extra["refused"] = row.error.startswith("refused")
         return set()
-    body, results = steps._gate(attempt, job.redaction)
-    by_marker = steps._usable(job.retrieved)
+    # The gate reads the live knowledge base's internal articles itself; a draft eval adds its own.
+    body, results = steps._gate(attempt, job.redaction, [*job.guidance_rows(), *({"text": t} for t in job.internal)])
+    by_marker = steps._usable(job.retrieved, job.sources)
     # One citation per marker, however often the model repeats it.
     cited = [by_marker[m] for m in dict.fromkeys(attempt.cited) if m in by_marker]
     row.drafted, row.body = True, body
@@ -198,7 +226,7 @@ def _judge(jobs: list[DraftJob]) -> dict[str, Any]:
 
     def one(job: DraftJob) -> judge.Verdict:
         names = [job.text.from_name] if job.text.from_name.strip() else []
-        by_marker = steps._usable(job.retrieved)
+        by_marker = steps._usable(job.retrieved, job.sources)
         return judge.judge_draft(
             subject=job.text.redacted_subject, body=job.text.redacted_body,
             draft=policy.redact(job.score.body, names=names).text,
@@ -269,7 +297,8 @@ def draft_eval(*, tickets: list[EvalTicket], articles: list[AudienceArticle], ti
     unknown = sorted({t.gold_article for t in tickets if t.gold_article and t.gold_article not in slugs})
     if unknown:
         raise ApplicationError(f"gold_article not in the knowledge base: {', '.join(unknown)}")
-    pairs = [steps.text_redacted(subject=t.subject, body=t.body, from_name=t.from_name) for t in tickets]
+    pairs = [steps.text_redacted(subject=t.subject, body=t.body, from_name=t.from_name, from_email=t.from_email)
+             for t in tickets]
     classify_facts, classified = _classify_missing(tickets, [text for text, _ in pairs])
     audience = {a.id: a.audience for a in articles}
     jobs: list[DraftJob] = []
@@ -284,14 +313,16 @@ def draft_eval(*, tickets: list[EvalTicket], articles: list[AudienceArticle], ti
                 language=language, confidence=found.confidence if found else 1.0,
                 summary=found.summary if found else "",
             )
-            passages = kb.search(query=f"{ticket.subject}\n{ticket.body}", language=language or None)
+            passages = _search(kb, query=f"{ticket.subject}\n{ticket.body}", language=language or None)
             score = draft_metrics.TicketScore(id=ticket.id, subject=ticket.subject[:200],
                                               gold_article=ticket.gold_article)
             score.extra["intent"] = classification.intent
             score.extra["intent_source"] = "given" if ticket.intent else ("nano" if found else "unclassified")
             score.extra["retrieved"] = [p.article_slug for p in passages]
-            jobs.append(DraftJob(score, text, redaction, classification, _rows(passages, audience),
-                            ticket.reference_reply))
+            job = DraftJob(score, text, redaction, classification, _rows(passages, audience), ticket.reference_reply,
+                           internal=kb.internal_texts())
+            _remember(job, step, kb.public_chunks)
+            jobs.append(job)
         kb_facts = _kb_facts(kb)
     gates = _draft_all(jobs, step, prompt, progress)
     _add_similarity(jobs)
@@ -304,14 +335,22 @@ def draft_eval(*, tickets: list[EvalTicket], articles: list[AudienceArticle], ti
     }
 
 
+def _search(kb: TemporaryKB, *, query: str, language: str | None) -> list[Any]:
+    """steps._retrieve over the temporary index: the public passages a draft may quote, then the internal ones
+    that guide it, with one embedding of the query for both."""
+    vector = query_embed(query=query)
+    found = kb.search(query=query, language=language, audience="public", query_vector=vector)
+    return found + kb.search(query=query, k=steps.GUIDANCE_K, language=language, audience="internal",
+                             query_vector=vector)
+
+
 def _kb_facts(kb: TemporaryKB) -> dict[str, Any]:
     return {"articles": len(kb.articles), "internal": sum(a.audience == "internal" for a in kb.articles.values()),
             "chunks": kb.chunks}
 
 
 def _draft_all(jobs: list[DraftJob], step: tiers.Step, prompt: Prompt, progress: Progress) -> set[str]:
-    parallel = tiers.tier_config(step.tier, engine_override=step.engine_override).engine == "openai"
-    attempts = _map(lambda job: _draft(job, step, prompt), jobs, parallel=parallel)
+    attempts = _map(lambda job: _draft(job, step, prompt), jobs, parallel=not _is_local(step))
     gates: set[str] = set()
     for i, (job, attempt) in enumerate(zip(jobs, attempts, strict=True), 1):
         gates |= _score(job, attempt)
@@ -351,8 +390,6 @@ def draft_replay(*, tier: str, prompt_version: int | None, limit: int,
                  progress: Progress | None = None) -> dict[str, Any]:
     """Draft the newest answered tickets again with a candidate over the live knowledge base, and compare each
     draft with what the agent sent; per lane, beside how close production's own draft was."""
-    from kb.models import Article
-
     progress = progress or (lambda done, total: None)
     step = tier_step(tier)
     if limit < 1:
@@ -365,10 +402,6 @@ def draft_replay(*, tier: str, prompt_version: int | None, limit: int,
     for ticket, review in answered:
         text, redaction = steps.ticket_text(ticket)
         retrieved = steps._retrieve(ticket)
-        audience = dict(Article.objects.filter(slug__in={r["article_slug"] for r in retrieved})
-                        .values_list("slug", "audience"))
-        for r in retrieved:
-            r.setdefault("audience", audience.get(r["article_slug"], "public"))
         lane = getattr(ticket, "replay_lane", None) or ticket.lane or "unrouted"
         score = draft_metrics.TicketScore(id=str(ticket.pk), subject=ticket.subject[:200], lane=lane)
         score.extra.update({"token": ticket.token, "action": review.action, "sent": review.final_text[:4000]})
@@ -376,7 +409,11 @@ def draft_replay(*, tier: str, prompt_version: int | None, limit: int,
         if production:
             score.extra["production_f1"] = round(draft_metrics.token_f1(production, review.final_text), 4)
             score.extra["production_body"] = production
-        jobs.append(DraftJob(score, text, redaction, _classification_of(ticket), retrieved, review.final_text))
+        job = DraftJob(score, text, redaction, _classification_of(ticket), retrieved, review.final_text)
+        # The agent's answer joined the reply memory when it was sent: starting from it would score the answer
+        # against itself.
+        _remember(job, step, public_chunks, exclude_ticket=ticket.pk)
+        jobs.append(job)
     _draft_all(jobs, step, prompt, progress)
     _add_similarity(jobs)
     with_production = [j for j in jobs if "production_body" in j.score.extra]

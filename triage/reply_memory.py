@@ -31,12 +31,15 @@ def _vector(text: str) -> list[float]:
     return [float(x) for x in local.embed_texts([text])[0]]
 
 
-def best(*, intent: str, language: str, text: str) -> replies.Memory | None:
+def best(*, intent: str, language: str, text: str, exclude_ticket: int | None = None) -> replies.Memory | None:
     """The remembered reply of this intent whose ticket reads most like this one, in the ticket's language
-    when the team has replies in it (else English, else any); None below the similarity floor."""
+    when the team has replies in it (else English, else any); None below the similarity floor.
+    `exclude_ticket`: leave out what was learnt from that ticket (a replay must not start from the answer)."""
     if not intent:
         return None
     rows = ReplyMemory.objects.filter(intent__name=intent, active=True, embedding__isnull=False)
+    if exclude_ticket is not None:
+        rows = rows.exclude(review__ticket_id=exclude_ticket)
     available = set(rows.order_by().values_list("language", flat=True).distinct())
     if not available:
         return None

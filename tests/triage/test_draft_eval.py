@@ -108,6 +108,8 @@ def test_draft_eval_on_the_local_engine_scores_each_ticket_and_keeps_the_run(tmp
     assert report["reference_n"] == 4  # t4 has no reference reply
     assert rows["t4"]["token_f1"] is None and rows["t4"]["extra"]["intent_source"] == "unclassified"
     assert report["support_rule"].startswith("content-word overlap >= 0.5")
+    # Drafts quote public articles only; the internal one guides the writer and is never cited.
+    assert report["internal_text_gate"] and all("refund-exceptions" not in r["cited"] for r in rows.values())
     assert "citation recall" in printed and f"kept as eval run #{EvalRun.objects.get().pk}" in printed
     # The temporary index went with its transaction; the deployment's knowledge base is untouched.
     assert not Article.objects.exists()
@@ -170,6 +172,9 @@ DRAFTS = {
     "Where is my parcel?": "Hi [PERSON_1],\n\nOpen the tracking link to see where your parcel is and the day the "
                            "courier expects to deliver it [1].\nOpen the tracking link to see where your parcel is "
                            "and the day the courier expects to deliver it [1].\n\nKind regards",
+    # Quotes the internal article and cites nothing: the internal_text gate fails it.
+    "Return a rug": "Hi [PERSON_1],\n\nTell them that the refund is sent today and that they can keep or recycle "
+                    "the damaged item.\n\nKind regards",
 }
 
 
@@ -190,7 +195,8 @@ def server() -> Iterator[ScriptedOpenAI]:
                                    "citations": [1]})
             if user["subject"] == "Refund not on my card yet":
                 return completion(None, refusal="I cannot help with that.")
-            return completion({"reply": DRAFTS[user["subject"]], "citations": [1]}, tokens_in=900, tokens_out=60)
+            cites = [1] if user["subject"] == "Where is my parcel?" else []
+            return completion({"reply": DRAFTS[user["subject"]], "citations": cites}, tokens_in=900, tokens_out=60)
         return None
 
     with ScriptedOpenAI(respond=respond) as scripted:
@@ -201,8 +207,8 @@ def server() -> Iterator[ScriptedOpenAI]:
 def test_draft_eval_on_an_openai_tier_counts_cost_refusals_defects_and_the_judges_score(
         server: ScriptedOpenAI, tmp_path: Path) -> None:
     with override_settings(TIERS=tier_settings(server, openai_tiers=("mini", "large"))):
-        printed, report = _run("--tier", "mini", "--limit", "2", "--judge", "large")
-    assert (report["engine"], report["model"], report["n"]) == ("openai", "scripted-mini", 2)
+        printed, report = _run("--tier", "mini", "--limit", "3", "--judge", "large")
+    assert (report["engine"], report["model"], report["n"]) == ("openai", "scripted-mini", 3)
     rows = {r["id"]: r for r in report["tickets"]}
     # The draft went out redacted and came back with the customer's name restored.
     draft_request = next(r["json"] for r in server.requests
@@ -213,16 +219,21 @@ def test_draft_eval_on_an_openai_tier_counts_cost_refusals_defects_and_the_judge
     assert parcel["body"].startswith("Hi Anna Berg,") and parcel["cited"] == ["track-order"]
     assert parcel["defects"] == {"repeated_line": 1}
     assert (parcel["supported"], parcel["sentences"]) == (2, 2)
-    # One ticket of two refused: no draft, counted as a refusal and as a recall miss.
+    # One ticket of three refused: no draft, counted as a refusal and as a recall miss.
     assert rows["t2"]["drafted"] is False and rows["t2"]["extra"]["refused"]
-    assert (report["refusals"], report["refusal_rate"]) == (1, 0.5)
-    assert (report["citation_recall"], report["citation_precision"]) == (0.5, 1.0)
-    # mini's price for the draft's 900 tokens in and 60 out, and for the refusal's 120 and 40: spent all the same.
-    assert report["cost_usd"] == pytest.approx(float(cost_usd("mini", 900, 60) + cost_usd("mini", 120, 40)))
-    assert report["judge"]["cost_usd"] == pytest.approx(float(cost_usd("large", 500, 20)))
+    assert (report["refusals"], report["refusal_rate"]) == (1, 0.3333)
+    # The rug reply repeats the internal article to the customer: the same gate as production holds it.
+    rug = rows["t3"]
+    assert rug["defects"] == {"internal_text": 1} and "internal_text" in rug["failed_gates"]
+    assert report["internal_text_gate"] and report["defects_by_kind"] == {"internal_text": 1, "repeated_line": 1}
+    # Only the parcel draft cites its gold article; the rug draft cites nothing.
+    assert (report["citation_recall"], report["citation_precision"]) == (0.3333, 1.0)
+    # mini's price for two drafts' 900 tokens in and 60 out, and for the refusal's 120 and 40: spent all the same.
+    assert report["cost_usd"] == pytest.approx(float(2 * cost_usd("mini", 900, 60) + cost_usd("mini", 120, 40)))
+    assert report["judge"]["cost_usd"] == pytest.approx(float(2 * cost_usd("large", 500, 20)))
     judge = report["judge"]
     assert judge["rubric"] == {"id": "draft-rubric", "version": 1} and judge["model"] == "scripted-large"
-    assert (parcel["judge_score"], report["judge_mean"], report["judged"]) == (4, 4.0, 1)
+    assert (parcel["judge_score"], report["judge_mean"], report["judged"]) == (4, 4.0, 2)
     judge_request = next(r["json"] for r in server.requests
                          if r["json"]["response_format"]["json_schema"]["name"] == "draft_judgement")
     assert "Anna" not in judge_request["messages"][-1]["content"]
