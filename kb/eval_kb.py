@@ -59,13 +59,15 @@ def _from_jsonl(path: Path) -> list[AudienceArticle]:
 
 
 def _from_folder(root: Path) -> list[AudienceArticle]:
-    """Markdown files under `root`, each an article; its id is its path without the suffix (orders/track)."""
+    """Markdown files under `root`, each an article whose id is its path, as kb_import names it
+    (`delivery/track-your-order.md`). A README describes the folder and is not an article."""
     import frontmatter
     import yaml
 
     articles = []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".md", ".markdown") and p.is_file()):
-        name = path.relative_to(root).with_suffix("").as_posix()
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".md", ".markdown") and p.is_file()
+                       and p.stem.lower() != "readme" and not any(x.startswith(".") for x in p.relative_to(root).parts)):
+        name = path.relative_to(root).as_posix()
         try:
             post = frontmatter.loads(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:

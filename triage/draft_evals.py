@@ -98,6 +98,18 @@ def kb_load(path: Path) -> list[AudienceArticle]:
         raise ApplicationError(str(exc)) from exc
 
 
+def gold_resolve(tickets: list[EvalTicket], articles: list[AudienceArticle]) -> list[EvalTicket]:
+    """Tickets with each gold_article named by its article's id; a markdown article may be named with or
+    without its suffix (`returns/return-an-item` or `returns/return-an-item.md`)."""
+    ids = {a.id: a.id for a in articles}
+    ids.update({Path(a.id).with_suffix("").as_posix(): a.id for a in articles if a.id.endswith((".md", ".markdown"))
+                and Path(a.id).with_suffix("").as_posix() not in ids})
+    unknown = sorted({t.gold_article for t in tickets if t.gold_article and t.gold_article not in ids})
+    if unknown:
+        raise ApplicationError(f"gold_article not in the knowledge base: {', '.join(unknown)}")
+    return [dataclasses.replace(t, gold_article=ids[t.gold_article]) if t.gold_article else t for t in tickets]
+
+
 def check_tier(tier: str) -> None:
     if tier not in TIER_CHOICES:
         raise ApplicationError(f"unknown tier {tier!r}; choose {', '.join(TIER_CHOICES)}")
@@ -293,10 +305,7 @@ def draft_eval(*, tickets: list[EvalTicket], articles: list[AudienceArticle], ti
         except judge.JudgeUnavailable as exc:
             raise ApplicationError(str(exc)) from exc
     prompt = draft_prompt(prompt_version)
-    slugs = {a.id for a in articles}
-    unknown = sorted({t.gold_article for t in tickets if t.gold_article and t.gold_article not in slugs})
-    if unknown:
-        raise ApplicationError(f"gold_article not in the knowledge base: {', '.join(unknown)}")
+    tickets = gold_resolve(tickets, articles)
     pairs = [steps.text_redacted(subject=t.subject, body=t.body, from_name=t.from_name, from_email=t.from_email)
              for t in tickets]
     classify_facts, classified = _classify_missing(tickets, [text for text, _ in pairs])

@@ -175,11 +175,7 @@ def draft_eval_start(request: HttpRequest) -> HttpResponse:
         saved = {str(folder / tickets_file): request.FILES["tickets_file"].name,
                  str(folder / kb_file): request.FILES["kb_file"].name}
         tickets = draft_evals.tickets_load(folder / tickets_file)
-        articles = draft_evals.kb_load(folder / kb_file)
-        slugs = {a.id for a in articles}
-        unknown = sorted({t.gold_article for t in tickets if t.gold_article and t.gold_article not in slugs})
-        if unknown:
-            raise ApplicationError(f"gold_article not in the knowledge base: {', '.join(unknown)}")
+        draft_evals.gold_resolve(tickets, draft_evals.kb_load(folder / kb_file))
     except ApplicationError as exc:
         message = exc.message
         for path, name in saved.items():

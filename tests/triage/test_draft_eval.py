@@ -126,11 +126,15 @@ def test_draft_eval_reads_a_folder_of_markdown_articles(tmp_path: Path) -> None:
     tickets = tmp_path / "t.jsonl"
     tickets.write_text("\n".join(
         line.replace('"gold_article": "', '"gold_article": "orders/') for line in TICKETS.read_text().splitlines()))
+    (folder / "README.md").write_text("# About this folder\n\nNot an article.\n")
     call_command("draft_eval", "--tickets", str(tickets), "--kb", str(folder), "--limit", "2", "--no-save",
                  "--output", str(tmp_path / "r.json"), stdout=StringIO(), stderr=StringIO())
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["n"] == 2 and report["kb"]["internal"] == 1
-    assert report["tickets"][0]["cited_gold"] and not EvalRun.objects.exists()
+    assert report["n"] == 2 and report["kb"] == {**report["kb"], "articles": 6, "internal": 1}
+    # An article's id is its path, as kb_import names it; a gold article may leave out the suffix.
+    parcel = report["tickets"][0]
+    assert parcel["gold_article"] == "orders/track-order.md" and parcel["cited"][0] == "orders/track-order.md"
+    assert parcel["cited_gold"] and not EvalRun.objects.exists()
 
 
 @pytest.mark.django_db
