@@ -311,6 +311,28 @@ def test_draft_replay_compares_candidate_drafts_with_what_agents_sent_per_lane()
 
 
 @pytest.mark.django_db
+def test_a_draft_replay_never_starts_from_the_reply_it_is_scored_against() -> None:
+    from triage import reply_memory
+
+    _live_kb()
+    agent = User.objects.create_user("agent")
+    first = _answered("Where is my parcel?", "The tracking page shows nothing. Where is my parcel?",
+                      SENT, lane="mini", action="edit_approve", user=agent)
+    second = _answered("Where is my parcel now?", "Tracking shows nothing at all. Where is my parcel now?",
+                       "Hello Anna, the tracking link shows where your parcel is; the first scan can take a day.",
+                       lane="mini", action="edit_approve", user=agent)
+    remembered = {t.pk: reply_memory.remember(review_id=t.reviews.get().pk) for t in (first, second)}
+    assert all(remembered.values())
+
+    call_command("draft_replay", "--tier", "local", "--limit", "5", stdout=StringIO(), stderr=StringIO())
+    rows = {int(r["id"]): r for r in EvalRun.objects.get(kind="draft_replay").report["tickets"]}
+    # Each ticket may start from the other's answer, never from its own.
+    for ticket, other in ((first, second), (second, first)):
+        assert rows[ticket.pk]["extra"].get("memory_id") in (None, remembered[other.pk].pk)  # type: ignore[union-attr]
+    assert any("memory_id" in r["extra"] for r in rows.values())
+
+
+@pytest.mark.django_db
 def test_a_draft_replay_started_on_the_evals_page_runs_as_a_job(client: Client, admin_user: Any) -> None:
     from triage import jobs
 
