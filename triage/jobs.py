@@ -69,6 +69,27 @@ def job_run(*, job_id: int) -> None:
                                    engine=report["engine"], model=report["model"],
                                    dataset=f"last {report['n']} tickets", report=report, job=job,
                                    created_by=job.created_by)
+        elif job.kind == Job.Kind.DRAFT_EVAL:
+            from triage import draft_evals
+
+            folder = eval_upload_dir()
+            report = draft_evals.draft_eval(tickets=draft_evals.tickets_load(folder / params["tickets_file"]),
+                                            articles=draft_evals.kb_load(folder / params["kb_file"]),
+                                            tier=params["tier"], judge_tier=params.get("judge"),
+                                            progress=_progress(job))
+            report["dataset"] = params["dataset"]
+            EvalRun.objects.create(kind=EvalRun.Kind.DRAFT, name=params["name"], tier=params["tier"],
+                                   engine=report["engine"], model=report["model"], dataset=params["dataset"],
+                                   report=report, job=job, created_by=job.created_by)
+        elif job.kind == Job.Kind.DRAFT_REPLAY:
+            from triage import draft_evals
+
+            report = draft_evals.draft_replay(tier=params["tier"], prompt_version=params.get("prompt_version"),
+                                              limit=params["limit"], progress=_progress(job))
+            EvalRun.objects.create(kind=EvalRun.Kind.DRAFT_REPLAY, name=params["name"], tier=params["tier"],
+                                   engine=report["engine"], model=report["model"],
+                                   dataset=f"last {report['n']} answered tickets", report=report, job=job,
+                                   created_by=job.created_by)
         else:
             raise ApplicationError(f"unknown job kind {job.kind!r}")
     except ApplicationError as exc:

@@ -39,11 +39,15 @@ TRUST_CONFIDENCE = 0.6
 VOTERS = 5
 
 
-def best(*, intent: str, language: str, text: str, confidence: float = 0.0) -> replies.Memory | None:
+def best(*, intent: str, language: str, text: str, confidence: float = 0.0,
+         exclude_ticket: int | None = None) -> replies.Memory | None:
     """The remembered reply to start a draft from: of the classified intent when confident, else of the intent
     the nearest remembered tickets vote for; in the ticket's language when the team has replies in it for that
-    intent (else English, else any); the closest such reply, or None below the similarity floor."""
+    intent (else English, else any); the closest such reply, or None below the similarity floor.
+    `exclude_ticket`: leave out what was learnt from that ticket (a replay must not start from the answer)."""
     rows = ReplyMemory.objects.filter(active=True, embedding__isnull=False)
+    if exclude_ticket is not None:
+        rows = rows.exclude(review__ticket_id=exclude_ticket)
     vector = _vector(text)
     near = list(rows.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "-id")
                 .values("intent__name", "distance")[:VOTERS])

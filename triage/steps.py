@@ -71,15 +71,21 @@ def ticket_text(ticket: Ticket) -> tuple[tiers.TicketText, policy.Redaction]:
     """The ticket, and the same ticket with PII replaced by placeholders for external models."""
     from triage.intake.ingest import thread_text
 
-    subject = " ".join(ticket.subject.split())
-    original = thread_text(ticket)
+    return text_redacted(subject=ticket.subject, body=thread_text(ticket), from_name=ticket.from_name,
+                         from_email=ticket.from_email)
+
+
+def text_redacted(*, subject: str, body: str, from_name: str,
+                  from_email: str = "") -> tuple[tiers.TicketText, policy.Redaction]:
+    """ticket_text for a ticket given as plain fields (draft evals read tickets from a file)."""
+    subject = " ".join(subject.split())
     # One redaction over all fields so one value gets one placeholder wherever it appears.
-    names = [ticket.from_name] if ticket.from_name.strip() else []
-    redaction = policy.redact(f"{ticket.from_name}\n{subject}\n{original}", names=names)
-    name, redacted_subject, body = (redaction.text.split("\n", 2) + ["", ""])[:3]
-    text = tiers.TicketText(subject=subject, body=original, from_name=ticket.from_name,
-                            redacted_subject=redacted_subject, redacted_body=body, redacted_from_name=name,
-                            from_email=ticket.from_email)
+    names = [from_name] if from_name.strip() else []
+    redaction = policy.redact(f"{from_name}\n{subject}\n{body}", names=names)
+    name, redacted_subject, redacted_body = (redaction.text.split("\n", 2) + ["", ""])[:3]
+    text = tiers.TicketText(subject=subject, body=body, from_name=from_name,
+                            redacted_subject=redacted_subject, redacted_body=redacted_body, redacted_from_name=name,
+                            from_email=from_email)
     return text, redaction
 
 

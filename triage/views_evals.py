@@ -68,16 +68,16 @@ def job_status(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "triage/settings/_job.html", {"job": job})
 
 
-def _save_upload(request: HttpRequest, field: str) -> str | None:
+def _save_upload(request: HttpRequest, field: str, suffix: str = ".csv") -> str | None:
     upload = request.FILES.get(field)
     if upload is None:
         return None
     if upload.size > MAX_UPLOAD_BYTES:
         raise ApplicationError(f"{upload.name} is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
-    if not upload.name.lower().endswith(".csv"):
-        raise ApplicationError(f"{upload.name} is not a .csv file")
+    if not upload.name.lower().endswith(suffix):
+        raise ApplicationError(f"{upload.name} is not a {suffix} file")
     # A random name: the file is the admin's, but its name must not choose a path on the server.
-    name = f"{secrets.token_hex(8)}.csv"
+    name = f"{secrets.token_hex(8)}{suffix}"
     with (eval_upload_dir() / name).open("wb") as handle:
         for chunk in upload.chunks():
             handle.write(chunk)
@@ -149,6 +149,75 @@ def replay_start(request: HttpRequest) -> HttpResponse:
     return redirect("settings_evals")
 
 
+@require_POST
+@admin_required
+def draft_eval_start(request: HttpRequest) -> HttpResponse:
+    from triage import draft_evals
+
+    saved: dict[str, str] = {}  # the path a file was saved at → the name the admin knows it by
+    try:
+        tier = request.POST.get("tier", "local")
+        draft_evals.check_tier(tier)
+        judge_tier = "large" if request.POST.get("judge") else None
+        if judge_tier:
+            from triage.llm.judge import JudgeUnavailable, judge_config
+
+            try:
+                judge_config()
+            except JudgeUnavailable as exc:
+                raise ApplicationError(str(exc)) from exc
+        tickets_file = _save_upload(request, "tickets_file", ".jsonl")
+        kb_file = _save_upload(request, "kb_file", ".jsonl")
+        if tickets_file is None or kb_file is None:
+            raise ApplicationError("choose a tickets file and a knowledge-base file (JSON Lines)")
+        # Read both now, so a bad line is reported on this page rather than in a failed job.
+        folder = eval_upload_dir()
+        saved = {str(folder / tickets_file): request.FILES["tickets_file"].name,
+                 str(folder / kb_file): request.FILES["kb_file"].name}
+        tickets = draft_evals.tickets_load(folder / tickets_file)
+        draft_evals.gold_resolve(tickets, draft_evals.kb_load(folder / kb_file))
+    except ApplicationError as exc:
+        message = exc.message
+        for path, name in saved.items():
+            message = message.replace(path, name)
+        messages.error(request, message)
+        return redirect("settings_evals")
+    dataset = f"{request.FILES['tickets_file'].name} · {request.FILES['kb_file'].name}"[:300]
+    name = (request.POST.get("name") or "").strip()[:200] or f"drafts: {tier} on {request.FILES['tickets_file'].name}"
+    _start_job(request, Job.Kind.DRAFT_EVAL, {"tier": tier, "judge": judge_tier, "tickets_file": tickets_file,
+                                              "kb_file": kb_file, "dataset": dataset, "name": name[:200]})
+    return redirect("settings_evals")
+
+
+@require_POST
+@admin_required
+def draft_replay_start(request: HttpRequest) -> HttpResponse:
+    try:
+        tier = request.POST.get("tier", "")
+        if tier not in ("local", "nano", "mini", "large"):
+            raise ApplicationError("choose a tier: local, nano, mini or large")
+        limit = int(request.POST.get("limit") or 100)
+        if not 1 <= limit <= 2000:
+            raise ApplicationError("replay the drafts of between 1 and 2,000 tickets")
+        version_text = (request.POST.get("prompt_version") or "").strip()
+        prompt_version = int(version_text) if version_text else None
+        if prompt_version is not None:
+            from triage.controls import prompt_for
+
+            prompt_for(prompt_id="draft", version=prompt_version)  # raises for a version that does not exist
+    except ValueError:
+        messages.error(request, "the number of tickets and the prompt version must be whole numbers")
+        return redirect("settings_evals")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("settings_evals")
+    name = (request.POST.get("name") or "").strip()[:200] or \
+        f"draft replay: {tier}" + (f", draft prompt v{prompt_version}" if prompt_version else "")
+    _start_job(request, Job.Kind.DRAFT_REPLAY, {"tier": tier, "prompt_version": prompt_version, "limit": limit,
+                                                "name": name})
+    return redirect("settings_evals")
+
+
 def _start_job(request: HttpRequest, kind: str, params: dict[str, Any]) -> None:
     with transaction.atomic():
         job = Job.objects.create(kind=kind, params=params, created_by=request.user)
@@ -178,6 +247,13 @@ def _chart_data(runs: list[EvalRun]) -> dict[str, Any]:
              "lanes": {lane: v.get("agreement_with_production") for lane, v in r.report.get("per_lane", {}).items()}}
             for r in runs if r.kind == EvalRun.Kind.REPLAY
         ][:CHART_RUNS],
+        "draft_cost_quality": [
+            {"name": f"#{r.pk} {r.name}", "tier": r.tier,
+             "cost_per_1k": round(1000 * (r.report.get("cost_usd") or 0) / max(r.report.get("n") or 1, 1), 4),
+             "reference_f1": r.report.get("reference_f1")}
+            for r in runs if r.kind in (EvalRun.Kind.DRAFT, EvalRun.Kind.DRAFT_REPLAY)
+            and r.report.get("reference_f1") is not None
+        ][:CHART_RUNS * 2],
     }
 
 
@@ -187,12 +263,18 @@ def evals_page(request: HttpRequest) -> HttpResponse:
     runs = list(EvalRun.objects.select_related("created_by")[:100])
     selected_ids = {int(x) for x in request.GET.getlist("run") if x.isdigit()}
     chosen = [r for r in runs if r.pk in selected_ids] if selected_ids else runs
+    versions = list(PromptVersion.objects.filter(prompt_id__in=["classify", "draft"]).order_by("-version"))
+    draft_kinds = (EvalRun.Kind.DRAFT, EvalRun.Kind.DRAFT_REPLAY)
     return render(request, "triage/settings/evals.html", {
-        "runs": runs,
+        "runs": [r for r in runs if r.kind not in draft_kinds],
+        # Drafts have figures of their own (citations, defects, similarity to what was sent): a table of their own.
+        "draft_runs": [r for r in runs if r.kind in draft_kinds],
         "selected_ids": selected_ids,
-        "jobs": list(Job.objects.filter(kind__in=[Job.Kind.TRIAGE_EVAL, Job.Kind.REPLAY])[:8]),
+        "jobs": list(Job.objects.filter(kind__in=[Job.Kind.TRIAGE_EVAL, Job.Kind.REPLAY, Job.Kind.DRAFT_EVAL,
+                                             Job.Kind.DRAFT_REPLAY])[:8]),
         "charts": _chart_data(chosen),
-        "prompt_versions": list(PromptVersion.objects.filter(prompt_id="classify").order_by("-version")),
+        "prompt_versions": [v for v in versions if v.prompt_id == "classify"],
+        "draft_prompt_versions": [v for v in versions if v.prompt_id == "draft"],
     })
 
 

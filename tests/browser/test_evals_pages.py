@@ -83,3 +83,41 @@ def test_an_admin_compares_eval_runs_in_charts(live_server: Any, page: Any) -> N
     assert datasets == [f"#{first.pk} local baseline"]
     page.get_by_role("link", name=f"#{first.pk} local baseline").click()
     assert page.get_by_test_id("confusion").locator("td.diag").count() == 2
+
+
+def _draft_report(tier: str, cost: float, f1: float) -> dict[str, Any]:
+    ticket = {"id": "t1", "subject": "Where is my parcel?", "drafted": True, "body": "Hi Anna,\n\nOpen the link [1].",
+              "error": "", "cited": ["track-order"], "gold_article": "track-order", "cited_gold": True,
+              "gold_citations": 1, "citations": 1, "supported": 1, "sentences": 1, "token_f1": f1, "similarity": 0.9,
+              "failed_gates": [], "defects": {"repeated_line": 1}, "cost_usd": cost, "latency_ms": 12.0, "lane": "",
+              "judge_score": None, "judge_reason": "", "extra": {"intent": "track_order", "intent_source": "given"}}
+    return {"n": 1, "citation_recall": 1.0, "citation_precision": 1.0, "tickets_with_gold": 1, "supported_share": 1.0,
+            "sentences": 1, "support_rule": "content-word overlap >= 0.5 with one cited passage", "reference_n": 1,
+            "reference_f1": f1, "reference_similarity": 0.9, "defects": 1, "defects_by_kind": {"repeated_line": 1},
+            "tickets_with_defects": 1, "refusals": 0, "refusal_rate": 0.0, "cost_usd": cost,
+            "latency_ms": {"p50": 12.0, "p95": 12.0}, "judge_mean": None, "judged": 0, "tier": tier,
+            "engine": "local", "model": "m", "prompt": {"id": "draft", "version": 2}, "similarity": "cosine",
+            "internal_text_gate": False, "judge": None, "tickets": [ticket]}
+
+
+def test_an_admin_reads_draft_runs_beside_classification_runs(live_server: Any, page: Any) -> None:
+    _user("ada", "admins")
+    EvalRun.objects.create(kind="triage", name="local baseline", tier="local", engine="local", model="m",
+                           dataset="holdout.csv", report=_report({"a": 0.9, "b": 0.8}, 0.0))
+    local = EvalRun.objects.create(kind="draft", name="local drafts", tier="local", engine="local", model="m",
+                                   dataset="tickets.jsonl", report=_draft_report("local", 0.0, 0.54))
+    EvalRun.objects.create(kind="draft", name="mini drafts", tier="mini", engine="openai", model="gpt-x",
+                           dataset="tickets.jsonl", report=_draft_report("mini", 0.002, 0.71))
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    sign_in(page, live_server.url, "ada", "ada-pass-5521")
+    page.goto(f"{live_server.url}/settings/evals")
+    page.locator("canvas[data-testid=chart-draft-cost][data-rendered=true]").wait_for()
+    rows = page.get_by_test_id("draft-runs").locator("tbody tr")
+    assert rows.count() == 2 and "mini drafts" in rows.first.inner_text()
+    assert "local baseline" in page.get_by_test_id("eval-runs").inner_text()
+    points = page.evaluate("document.getElementById('chart-draft-cost').chart.data.datasets.map(d => d.data[0])")
+    assert {"x": 2.0, "y": 0.71} in points
+    page.get_by_role("link", name=f"#{local.pk} local drafts").click()
+    assert "repeated_line 1" in page.get_by_test_id("draft-tickets").inner_text()
+    assert violations == []

@@ -51,6 +51,27 @@
     });
   }
 
+  if (data.draft_cost_quality && data.draft_cost_quality.length) {
+    draw("chart-draft-cost", {
+      type: "scatter",
+      data: {
+        datasets: data.draft_cost_quality.map(function (run) {
+          return {
+            label: run.name, pointRadius: 6,
+            backgroundColor: tierColour[run.tier] || "#111827",
+            data: [{ x: run.cost_per_1k, y: run.reference_f1 }],
+          };
+        }),
+      },
+      options: {
+        scales: {
+          x: { title: { display: true, text: "USD per 1,000 drafts" }, min: 0 },
+          y: { title: { display: true, text: "token F1 to the reference" }, min: 0, max: 1 },
+        },
+      },
+    });
+  }
+
   if (data.replay && data.replay.length) {
     var lanes = [];
     data.replay.forEach(function (run) {
