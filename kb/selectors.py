@@ -265,8 +265,27 @@ def internal_texts() -> tuple[str, ...]:
 
 
 def internal_texts_forget() -> None:
-    global _internal_cache
+    global _internal_cache, _public_cache
     _internal_cache = None
+    _public_cache = None
+
+
+_public_cache: tuple[float, tuple[str, ...]] | None = None
+
+
+def public_texts() -> tuple[str, ...]:
+    """The published public articles' text, kept a minute like internal_texts(): what the shop tells every
+    customer (its own support address and phone among it) may appear in any reply."""
+    global _public_cache
+    from kb.models import Article
+
+    now = time.monotonic()
+    if _public_cache is not None and now - _public_cache[0] < INTERNAL_TEXTS_SECONDS:
+        return _public_cache[1]
+    texts = tuple(Article.objects.filter(audience=Article.Audience.PUBLIC, status=Article.Status.PUBLISHED)
+                  .values_list("body", flat=True))
+    _public_cache = (now, texts)
+    return texts
 
 
 def public_chunks(*, slugs: list[str]) -> list[dict[str, Any]]:

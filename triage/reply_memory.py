@@ -37,6 +37,9 @@ def _vector(text: str) -> list[float]:
 # nearest named the right intent for 24, the local classifier's best in-scope intent for 16.
 TRUST_CONFIDENCE = 0.6
 VOTERS = 5
+# A reply whose slot the ticket cannot fill counts as this much less similar per blank it would leave.
+CHOICES = 5
+BLANK_COST = 0.05
 
 
 def best(*, intent: str, language: str, text: str, confidence: float = 0.0,
@@ -64,10 +67,15 @@ def best(*, intent: str, language: str, text: str, confidence: float = 0.0,
     wanted = next((lang for lang in ((language or "").lower()[:2], "en") if lang in available), None)
     if wanted is not None:
         of_intent = of_intent.filter(language=wanted)
-    found = (of_intent.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "-id")
-             .values("id", "text", "language", "article_slugs", "distance").first())
-    if found is None:
+    closest = list(of_intent.annotate(distance=CosineDistance("embedding", vector)).order_by("distance", "-id")
+                   .values("id", "text", "language", "article_slugs", "distance")[:CHOICES])
+    if not closest:
         return None
+    # Among the closest, one whose slots this ticket fills: every blank is a step the agent must take.
+    known = {*replies.ticket_values(subject=text.partition("\n")[0], body=text.partition("\n")[2], from_name=""),
+             "first_name", "last_name", "email"}  # the sender's own: the pipeline knows them from the envelope
+    found = min(closest, key=lambda r: float(r["distance"]) + BLANK_COST * len(
+        set(replies.SLOT_RE.findall(r["text"])) - known))
     similarity = 1.0 - float(found["distance"])
     if similarity < settings.REPLY_MEMORY_MIN_SIMILARITY:
         return None

@@ -8,6 +8,7 @@ Model calls are stored whether or not their result is kept: they cost money eith
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kb.selectors import internal_texts, kb_search, public_chunks, query_embed
+from kb.selectors import internal_texts, kb_search, public_chunks, public_texts, query_embed
 from triage import controls, policy, reply_memory, routing, sla
 from triage.learning import intent_other
 from triage.llm import breaker, replies, tiers
@@ -339,12 +340,18 @@ def _draft_plan(decision: RouteDecision, contract: routing.Contract, switches: r
     return plan
 
 
+@functools.lru_cache(maxsize=4)
+def _published_contacts(texts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.text for text in texts for m in policy.find_pii(text)))
+
+
 def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction,
           guidance: Sequence[dict[str, Any]] = ()) -> tuple[str, list[policy.GateResult]]:
     """The draft as it is stored (a leaked canary withheld) and the gates' verdicts on what the model wrote."""
     body = policy.restore(attempt.body or "", redaction.mapping)
-    # The shop's own address may appear in a reply; anyone else's contact details may not.
-    own = [parseaddr(settings.DEFAULT_FROM_EMAIL)[1]]
+    # The shop's own address, and what its public articles tell every customer (its support email and phone),
+    # may appear in a reply; anyone else's contact details may not.
+    own = [parseaddr(settings.DEFAULT_FROM_EMAIL)[1], *_published_contacts(public_texts())]
     results = policy.check_draft(body, controls.gate_rules(), redaction=redaction, allowed=own,
                                  canary=settings.PROMPT_CANARY, prompts=controls.system_prompts())
     results.append(policy.internal_text(body, internal=[*(g["text"] for g in guidance), *internal_texts()]))
