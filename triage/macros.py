@@ -97,10 +97,9 @@ def _clean(*, name: str, body: str, group_id: int | None, exclude_pk: int | None
         raise ApplicationError(f"a macro holds at most {BODY_MAX_CHARS:,} characters; this one has {len(body):,}")
     unknown = sorted({p for p in PLACEHOLDER.findall(body) if p not in PLACEHOLDERS})
     if unknown:
-        raise ApplicationError(
-            f"{', '.join('{{' + p + '}}' for p in unknown)} {'is not a placeholder' if len(unknown) == 1 else 'are not placeholders'}; "
-            f"use {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)}"
-        )
+        named = ", ".join("{{" + p + "}}" for p in unknown)
+        verb = "is not a placeholder" if len(unknown) == 1 else "are not placeholders"
+        raise ApplicationError(f"{named} {verb}; use {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)}")
     group = None
     if group_id is not None:
         group = Group.objects.filter(pk=group_id).first()

@@ -118,6 +118,16 @@ def test_a_reply_with_blanks_is_refused_by_the_composer_and_by_approval(
     assert drafted.status == Draft.Status.PENDING
 
 
+def test_the_page_highlights_a_pending_drafts_blanks_and_says_why_it_cannot_be_approved(
+    client: Client, drafted: Draft, alice: User
+) -> None:
+    Draft.objects.filter(pk=drafted.pk).update(body="Hi Ana, order [[order number]] <b>ships</b>.")
+    client.force_login(alice)
+    html = client.get(f"/tickets/{drafted.ticket_id}/").content.decode()
+    assert 'Hi Ana, order <mark class="blank">[[order number]]</mark> &lt;b&gt;ships&lt;/b&gt;.' in html
+    assert "Fill in the highlighted blanks before sending: [[order number]]" in html
+
+
 def test_blanks_are_single_line_bracketed_slots_of_at_most_sixty_characters() -> None:
     assert blanks.blanks("[[first name]] and [[order number]] and [[first name]]") == [
         "[[first name]]", "[[order number]]"]
