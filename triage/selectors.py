@@ -349,7 +349,9 @@ def _whatif_rows_load(*, since: datetime) -> list[whatif.Row]:
         cursor.execute(_WHATIF_SQL, [since])
         fetched = cursor.fetchall()
     Classification, Signals, Row = routing.Classification, routing.Signals, whatif.Row
-    reject, needs_human = ReviewAction.Action.REJECT.value, Ticket.Status.NEEDS_HUMAN.value
+    # A reply the agent wrote themselves (the composer) says a person was needed, as a rejected draft does.
+    human_answered = {ReviewAction.Action.REJECT.value, ReviewAction.Action.COMPOSE.value}
+    needs_human = Ticket.Status.NEEDS_HUMAN.value
     rows: list[whatif.Row] = []
     # Tens of thousands of small tuples would trigger the cyclic collector over and over; none of them
     # can form a cycle, so it is paused while they are built.
@@ -358,7 +360,7 @@ def _whatif_rows_load(*, since: datetime) -> list[whatif.Row]:
         for (ticket_id, lane, top, intent, urgency, sentiment, language, confidence, vip, flagged, status,
              action) in fetched:
             if action is not None:
-                needed: bool | None = action == reject
+                needed: bool | None = action in human_answered
             else:
                 needed = True if status == needs_human else None
             classification = None if intent is None else Classification(

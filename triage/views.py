@@ -12,9 +12,10 @@ from django.views.decorators.http import require_GET, require_POST
 from triage import access, learning, macros, selectors, services, steps
 from triage.access import agent_required, is_agent, user_groups  # noqa: F401  (re-exported)
 from triage.errors import ApplicationError
-from triage.models import Correction, MessageAttachment, Sentiment, Ticket, Urgency
+from triage.models import Correction, MessageAttachment, OutboundEmail, Sentiment, Ticket, Urgency
 
 IN_PROGRESS = {Ticket.Status.NEW, Ticket.Status.CLASSIFYING, Ticket.Status.ROUTING, Ticket.Status.DRAFTING}
+SENDING = {OutboundEmail.Status.QUEUED, OutboundEmail.Status.SENDING}
 
 
 # --- The ticket page -----------------------------------------------------------------------------
@@ -35,6 +36,7 @@ def _ticket_context(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
     decisions = list(ticket.route_decisions.all())
     runs = list(ticket.triage_runs.all())
     calls = list(ticket.model_calls.all())
+    outbound = list(ticket.outbound_emails.all())
     return {
         "ticket": ticket,
         "run": runs[0] if runs else None,
@@ -48,9 +50,11 @@ def _ticket_context(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
         "draft_failures": [c for c in calls if c.step == "draft" and c.error],
         "gate_results": list(ticket.gate_results.all()),
         "reviews": list(ticket.reviews.all()),
-        "outbound": list(ticket.outbound_emails.all()),
+        "outbound": outbound,
         "thread": selectors.ticket_thread(ticket),
         "in_progress": ticket.status in IN_PROGRESS,
+        # A reply on its way: the page follows it until the thread can say it was sent.
+        "sending": any(o.status in SENDING for o in outbound),
         "corrections": list(ticket.corrections.all()),
         "notes": list(ticket.notes.all()),
         "audit_trail": selectors.ticket_audit_trail(ticket_id=ticket.pk),

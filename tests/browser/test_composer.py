@@ -4,13 +4,15 @@ back in the thread."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import ARTIFACTS, sign_in
+from triage import services
 from triage.models import Draft, Macro, OutboundEmail, ReviewAction, RouteDecision, Ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -69,6 +71,8 @@ def test_an_agent_answers_with_a_macro_fills_its_blank_and_sends(live_server: An
     expect(send).to_be_disabled()
     expect(page.get_by_test_id("composer-blocked")).to_have_text(
         "Fill in the highlighted blanks before sending: [[order number]]")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.get_by_test_id("composer").screenshot(path=str(ARTIFACTS / "composer-blank.png"))
     # The blank is selected after inserting: typing replaces it.
     page.keyboard.type("LMP-20417")
     expect(composer).to_have_value(
@@ -81,11 +85,15 @@ def test_an_agent_answers_with_a_macro_fills_its_blank_and_sends(live_server: An
     reply = page.get_by_test_id("thread-outbound")
     expect(reply.get_by_test_id("thread-text")).to_contain_text("I'm sorry order LMP-20417 arrived damaged.")
     expect(reply.get_by_test_id("sent-by")).to_have_text("alice")
-    expect(reply.get_by_test_id("delivery-status")).to_be_visible()
+    expect(reply.get_by_test_id("delivery-status")).to_have_text("sending…")
     expect(page.get_by_test_id("composer-body")).to_have_value("")
     expect(page.get_by_test_id("ticket-status")).to_have_text("Approved")
     outbound = OutboundEmail.objects.get()
     assert "LMP-20417" in outbound.body and outbound.review.action == ReviewAction.Action.COMPOSE
+    # The worker sends it (here, the test does): the page follows the reply until it is sent.
+    assert services.outbound_send(outbound_id=outbound.pk)
+    expect(reply.get_by_test_id("delivery-status")).to_have_text(re.compile(r"^sent \d\d:\d\d$"), timeout=10_000)
+    assert page.get_by_test_id("thread-outbound").count() == 1  # the outbox row and its sent message, shown once
 
 
 def test_an_agent_starts_from_the_draft_edits_it_and_sees_the_change_in_the_thread(
@@ -115,6 +123,7 @@ def test_an_agent_starts_from_the_draft_edits_it_and_sees_the_change_in_the_thre
     reply.get_by_test_id("show-diff").click()
     expect(diff.locator(".del")).to_have_text("-It left our warehouse yesterday.")
     expect(diff.locator(".add")).to_have_text("+It left our warehouse this morning, by express courier.")
+    page.locator("#conversation-card").screenshot(path=str(ARTIFACTS / "composer-thread.png"))
     review = ReviewAction.objects.get()
     assert review.action == "edit_approve" and review.draft_id == draft.pk
     assert Draft.objects.get(pk=draft.pk).status == "approved"
