@@ -27,6 +27,7 @@ from triage.models import (
     Lane,
     Message,
     ModelCall,
+    OutboundEmail,
     ReviewAction,
     RouteDecision,
     Ticket,
@@ -227,7 +228,7 @@ def _ticket_detail_qs() -> QuerySet[Ticket]:
             Prefetch("citations", queryset=Citation.objects.all()))),
         Prefetch("model_calls", queryset=ModelCall.objects.all()),
         Prefetch("reviews", queryset=ReviewAction.objects.select_related("user")),
-        "outbound_emails",
+        Prefetch("outbound_emails", queryset=OutboundEmail.objects.select_related("review__user")),
         Prefetch("messages", queryset=Message.objects.prefetch_related("attachments")),
     )
 
@@ -249,6 +250,48 @@ def ticket_page(*, ticket_id: int) -> Ticket | None:
         .filter(pk=ticket_id)
         .first()
     )
+
+
+@dataclass(frozen=True)
+class ThreadEntry:
+    """One message of the conversation as the customer saw it: theirs, or a reply that was sent (or is on its
+    way). A reply is the outbox row, so the thread shows what left, not the draft it started from."""
+
+    direction: str  # "inbound" or "outbound"
+    at: datetime
+    text: str
+    message: Message | None = None  # an inbound message (its attachments, formatted view), or a sent one
+    outbound: OutboundEmail | None = None
+    sent_by: str = ""  # the agent who approved or wrote the reply
+    diff: str = ""  # an edited approval's changes from the draft
+
+
+def ticket_thread(ticket: Ticket) -> list[ThreadEntry]:
+    """The conversation, oldest first, from what `ticket_page` prefetched (no queries of its own).
+
+    A sent reply is recorded twice, as its outbox row and as an outbound Message (kept for threading); the
+    thread shows it once, with the outbox row's status and who sent it."""
+    outbound = list(ticket.outbound_emails.all())
+    sent_ids = {o.message_id.strip("<>") for o in outbound}
+    entries: list[ThreadEntry] = []
+    messages = list(ticket.messages.all())
+    for m in messages:
+        if m.direction == Message.Direction.OUTBOUND and m.message_id in sent_ids:
+            continue
+        entries.append(ThreadEntry(direction=m.direction, at=m.sent_at or m.created_at,
+                                   text=m.reply_text or m.text, message=m))
+    if not any(m.direction == Message.Direction.INBOUND for m in messages):
+        # Tickets from the API or a form have no message of their own: the ticket's body is what they wrote.
+        entries.append(ThreadEntry(direction=Message.Direction.INBOUND, at=ticket.created_at, text=ticket.body))
+    for o in outbound:
+        review = o.review
+        entries.append(ThreadEntry(
+            direction=Message.Direction.OUTBOUND, at=o.created_at, text=o.body, outbound=o,
+            sent_by=review.user.get_username(),
+            diff=review.diff if review.action == ReviewAction.Action.EDIT_APPROVE else "",
+        ))
+    entries.sort(key=lambda e: e.at)
+    return entries
 
 
 def ticket_audit_trail(*, ticket_id: int) -> list[AuditEvent]:
@@ -307,7 +350,9 @@ def _whatif_rows_load(*, since: datetime) -> list[whatif.Row]:
         cursor.execute(_WHATIF_SQL, [since])
         fetched = cursor.fetchall()
     Classification, Signals, Row = routing.Classification, routing.Signals, whatif.Row
-    reject, needs_human = ReviewAction.Action.REJECT.value, Ticket.Status.NEEDS_HUMAN.value
+    # A reply the agent wrote themselves (the composer) says a person was needed, as a rejected draft does.
+    human_answered = {ReviewAction.Action.REJECT.value, ReviewAction.Action.COMPOSE.value}
+    needs_human = Ticket.Status.NEEDS_HUMAN.value
     rows: list[whatif.Row] = []
     # Tens of thousands of small tuples would trigger the cyclic collector over and over; none of them
     # can form a cycle, so it is paused while they are built.
@@ -316,7 +361,7 @@ def _whatif_rows_load(*, since: datetime) -> list[whatif.Row]:
         for (ticket_id, lane, top, intent, urgency, sentiment, language, confidence, vip, flagged, status,
              action) in fetched:
             if action is not None:
-                needed: bool | None = action == reject
+                needed: bool | None = action in human_answered
             else:
                 needed = True if status == needs_human else None
             classification = None if intent is None else Classification(

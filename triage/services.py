@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
 
-from triage import controls, policy
+from triage import blanks, controls, policy
 from triage.access import is_agent
 from triage.controls import audit
 from triage.errors import ApplicationError
@@ -230,6 +230,7 @@ CHANGE_WORDS = {
     "draft.reject": "rejected the draft",
     "draft.regenerate": "asked for a new draft",
     "draft.create": "wrote a new draft",
+    "reply.send": "sent a reply",
     "ticket.escalate": "escalated the ticket to the large tier",
     "ticket.to_human": "sent the ticket to the human queue",
     "ticket.assign": "reassigned the ticket",
@@ -394,7 +395,7 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
         text = draft.body if final_text is None else final_text.strip()
         if not text:
             raise ApplicationError("the reply is empty")
-        _refuse_prompt_leak(text)
+        _refuse_unsendable(text)
         edited = text != draft.body
         review = ReviewAction.objects.create(
             ticket=draft.ticket, draft=draft, user=user,
@@ -406,20 +407,64 @@ def draft_approve(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, fina
         draft.save(update_fields=["status"])
         audit(actor=user, action=f"draft.{review.action}", obj=draft.ticket, before={"draft": draft.pk},
               after={"draft": "approved", "edit_distance": review.edit_distance})
-        now = timezone.now()
-        Ticket.objects.filter(pk=ticket_id).update(status=Ticket.Status.APPROVED, updated_at=now)
-        Ticket.objects.filter(pk=ticket_id, first_response_at__isnull=True).update(first_response_at=now)
-        domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "tierdesk.localhost"
-        in_reply_to, references = _thread_headers(draft.ticket)
-        outbound = OutboundEmail.objects.create(
-            ticket=draft.ticket, review=review, to_email=draft.ticket.from_email,
-            # Citation markers are for the agent; the customer reads the reply without them.
-            subject=_reply_subject(draft.ticket.subject, draft.ticket.token), body=replies.strip_markers(text),
-            message_id=f"<tierdesk.{ticket_id}.{uuid.uuid4().hex}@{domain}>",
-            in_reply_to=in_reply_to, references=references,
-        )
-        enqueue("send_outbound_email", outbound.pk)
+        _reply_queue(ticket=draft.ticket, review=review)
         return review
+
+
+REPLY_MAX_CHARS = 50_000
+
+
+def reply_send(*, ticket_id: int, user: AbstractBaseUser, text: str, expected_revision: int | None) -> ReviewAction:
+    """Send a reply the agent wrote in the composer (from scratch or from a macro), with no draft behind it.
+
+    A draft still pending is superseded: the customer has their answer, and approving that draft later would
+    send them a second one.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError("Write the reply before sending it: the composer is empty.")
+    if len(text) > REPLY_MAX_CHARS:
+        raise ApplicationError(f"a reply holds at most {REPLY_MAX_CHARS:,} characters; this one has {len(text):,}")
+    _refuse_unsendable(text)
+    with transaction.atomic():
+        ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision)
+        superseded = list(Draft.objects.select_for_update().filter(ticket_id=ticket_id, status=Draft.Status.PENDING)
+                          .values_list("pk", flat=True))
+        Draft.objects.filter(pk__in=superseded).update(status=Draft.Status.SUPERSEDED)
+        review = ReviewAction.objects.create(
+            ticket=ticket, draft=None, user=user, action=ReviewAction.Action.COMPOSE, drafted_text="",
+            final_text=text,
+        )
+        audit(actor=user, action="reply.send", obj=ticket, before={"status": ticket.status, "drafts": superseded},
+              after={"status": Ticket.Status.APPROVED, "review": review.pk, "characters": len(text)})
+        _reply_queue(ticket=ticket, review=review)
+        return review
+
+
+def _refuse_unsendable(text: str) -> None:
+    """What no reply may carry, however it was written: unfilled blanks and the model's instructions."""
+    refusal = blanks.refusal(text)
+    if refusal is not None:
+        raise ApplicationError(refusal, extra={"blanks": blanks.blanks(text)})
+    _refuse_prompt_leak(text)
+
+
+def _reply_queue(*, ticket: Ticket, review: ReviewAction) -> OutboundEmail:
+    """The ticket is answered: mark it so and put the reply in the outbox, sent by a task after commit."""
+    now = timezone.now()
+    Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.APPROVED, updated_at=now)
+    Ticket.objects.filter(pk=ticket.pk, first_response_at__isnull=True).update(first_response_at=now)
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "tierdesk.localhost"
+    in_reply_to, references = _thread_headers(ticket)
+    outbound = OutboundEmail.objects.create(
+        ticket=ticket, review=review, to_email=ticket.from_email,
+        # Citation markers are for the agent; the customer reads the reply without them.
+        subject=_reply_subject(ticket.subject, ticket.token), body=replies.strip_markers(review.final_text),
+        message_id=f"<tierdesk.{ticket.pk}.{uuid.uuid4().hex}@{domain}>",
+        in_reply_to=in_reply_to, references=references,
+    )
+    enqueue("send_outbound_email", outbound.pk)
+    return outbound
 
 
 def draft_reject(*, ticket_id: int, draft_id: int, user: AbstractBaseUser, reason: str,

@@ -9,12 +9,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from triage import access, learning, selectors, services, steps
+from triage import access, learning, macros, selectors, services, steps
 from triage.access import agent_required, is_agent, user_groups  # noqa: F401  (re-exported)
 from triage.errors import ApplicationError
-from triage.models import Correction, MessageAttachment, Sentiment, Ticket, Urgency
+from triage.models import Correction, MessageAttachment, OutboundEmail, Sentiment, Ticket, Urgency
 
 IN_PROGRESS = {Ticket.Status.NEW, Ticket.Status.CLASSIFYING, Ticket.Status.ROUTING, Ticket.Status.DRAFTING}
+SENDING = {OutboundEmail.Status.QUEUED, OutboundEmail.Status.SENDING}
 
 
 # --- The ticket page -----------------------------------------------------------------------------
@@ -35,6 +36,7 @@ def _ticket_context(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
     decisions = list(ticket.route_decisions.all())
     runs = list(ticket.triage_runs.all())
     calls = list(ticket.model_calls.all())
+    outbound = list(ticket.outbound_emails.all())
     return {
         "ticket": ticket,
         "run": runs[0] if runs else None,
@@ -48,9 +50,11 @@ def _ticket_context(request: HttpRequest, ticket_id: int) -> dict[str, Any]:
         "draft_failures": [c for c in calls if c.step == "draft" and c.error],
         "gate_results": list(ticket.gate_results.all()),
         "reviews": list(ticket.reviews.all()),
-        "outbound": list(ticket.outbound_emails.all()),
-        "thread": list(ticket.messages.all()),
+        "outbound": outbound,
+        "thread": selectors.ticket_thread(ticket),
         "in_progress": ticket.status in IN_PROGRESS,
+        # A reply on its way: the page follows it until the thread can say it was sent.
+        "sending": any(o.status in SENDING for o in outbound),
         "corrections": list(ticket.corrections.all()),
         "notes": list(ticket.notes.all()),
         "audit_trail": selectors.ticket_audit_trail(ticket_id=ticket.pk),
@@ -71,12 +75,15 @@ def _expected_revision(request: HttpRequest) -> int | None:
 
 
 def _done(request: HttpRequest, ticket_id: int, notice: str, *, partial: str = "ticket-body",
-          also: tuple[str, ...] = ()) -> HttpResponse:
-    """Success: for htmx the changed part of the page (and `also`, out of band); else back to the page."""
+          also: tuple[str, ...] = (), sent: bool = False) -> HttpResponse:
+    """Success: for htmx the changed part of the page (and `also`, out of band); else back to the page.
+
+    `sent`: a reply went out, so the composer comes back empty instead of keeping what was typed."""
     if not request.htmx:
         messages.success(request, notice)
         return redirect("ticket_detail", ticket_id=ticket_id)
-    context = {**_ticket_context(request, ticket_id), "notice": notice, "notice_in": partial, "oob": False}
+    context = {**_ticket_context(request, ticket_id), "notice": notice, "notice_in": partial, "oob": False,
+               "sent": sent}
     html = render_to_string(f"{TICKET}#{partial}", context, request)
     oob = {**context, "oob": True, "notice": ""}
     html += "".join(render_to_string(f"{TICKET}#{name}", oob, request) for name in (*also, "alert-clear"))
@@ -116,6 +123,49 @@ def draft_approve(request: HttpRequest, ticket_id: int, draft_id: int) -> HttpRe
     except ApplicationError as exc:
         return _refused(request, ticket_id, exc)
     return _done(request, ticket_id, "Reply approved and queued for sending.")
+
+
+@require_POST
+@agent_required
+def reply_send(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    """The composer's send: a reply started from the pending draft approves that draft (with its diff);
+    anything else is the agent's own reply."""
+    access.ticket_for_user(request.user, ticket_id)
+    text, from_draft = request.POST.get("body", ""), request.POST.get("from_draft", "").strip()
+    try:
+        if from_draft:
+            if not from_draft.isdigit():
+                raise ApplicationError("the form is damaged (its draft is not a number); reload the ticket")
+            services.draft_approve(ticket_id=ticket_id, draft_id=int(from_draft), user=request.user,
+                                   final_text=text, expected_revision=_expected_revision(request))
+        else:
+            services.reply_send(ticket_id=ticket_id, user=request.user, text=text,
+                                expected_revision=_expected_revision(request))
+    except ApplicationError as exc:
+        return _refused(request, ticket_id, exc)
+    return _done(request, ticket_id, "Reply queued for sending.", sent=True)
+
+
+@require_GET
+@agent_required
+def macro_picker(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    """The macros this agent is offered, as the picker's options."""
+    access.ticket_for_user(request.user, ticket_id)
+    return render(request, f"{TICKET}#macro-options",
+                  {"macros": list(macros.macros_for_user(request.user)), "ticket_id": ticket_id})
+
+
+@require_GET
+@agent_required
+def macro_fill(request: HttpRequest, ticket_id: int, macro_id: int) -> JsonResponse:
+    access.ticket_for_user(request.user, ticket_id)
+    try:
+        filled = macros.macro_fill(macro_id=macro_id, ticket_id=ticket_id, user=request.user)
+    except ApplicationError as exc:
+        if exc.status == 404:
+            raise Http404 from exc
+        raise
+    return JsonResponse({"text": filled.text, "blanks": filled.blanks})
 
 
 @require_POST

@@ -1,6 +1,6 @@
 """In chromium, under the Content-Security-Policy every page is served with: an admin walks the main pages and
 uses what runs script on them (htmx polling and swaps, charts, selects that submit, the alert's dismiss button,
-the markdown preview, the password reset pages, the Django admin, the API docs), and the browser reports no
+the composer's macro picker and blank highlighting, the markdown preview, the password reset pages, the Django admin, the API docs), and the browser reports no
 violation and no error."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from kb.services import article_create
 from tests.browser.conftest import sign_in
 from tests.support import history
 from triage import services
-from triage.models import Draft, EvalRun, Intent, Message, RouteDecision, Ticket
+from triage.models import Draft, EvalRun, Intent, Macro, Message, RouteDecision, Ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -128,6 +128,23 @@ def test_no_page_breaks_the_content_security_policy(live_server: Any, page: Any)
         page.get_by_role("button", name="Dismiss").click()
         page.get_by_test_id("ticket-alert").wait_for(state="detached")
 
+    with watch.step("ticket composer"):
+        Macro.objects.create(name="Order update", body="Hi {{first_name}}, order {{order_number}} is on its way.")
+        page.goto(f"{url}/tickets/{ticket.pk}/")
+        page.locator("h1").click()
+        page.keyboard.press("?")
+        page.get_by_test_id("help-dialog").wait_for()
+        page.keyboard.press("Escape")
+        page.get_by_test_id("composer-body").click()
+        page.keyboard.press("Control+/")
+        page.get_by_test_id("macro-option").wait_for()
+        page.get_by_test_id("macro-search").press("Enter")
+        page.get_by_test_id("composer-preview").locator("mark.blank").wait_for()
+        expect(page.get_by_test_id("composer-send")).to_be_disabled()
+        page.get_by_test_id("start-from-draft").click()
+        page.get_by_test_id("composer-send").click()
+        page.get_by_text("Reply queued for sending.").wait_for()
+
     with watch.step("dashboard"):
         page.goto(f"{url}/dashboard")
         drawn = page.locator("canvas[data-chart][data-rendered=true]")
@@ -145,7 +162,7 @@ def test_no_page_breaks_the_content_security_policy(live_server: Any, page: Any)
         page.get_by_test_id("preview").click()
         page.get_by_test_id("whatif").get_by_text("Change a value or press Preview").wait_for(state="detached")
     for path in ("settings/switches", "settings/prompts", "settings/gates", "settings/shadow", "settings/audit",
-                 "settings/sla", "settings/team", "settings/learning", "settings/kb/index", "settings/evals"):
+                 "settings/sla", "settings/team", "settings/macros", "settings/learning", "settings/kb/index", "settings/evals"):
         with watch.step(path):
             page.goto(f"{url}/{path}")
             page.locator("h1").first.wait_for()

@@ -22,7 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from kb.services import article_create
 from tests.support.data import triaged_history
-from triage.models import Draft, EvalRun, Job, Message, MessageAttachment
+from triage.models import Draft, EvalRun, Job, Macro, Message, MessageAttachment
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def samples(cast: Cast) -> dict[str, str]:
     )
     attachment.file.save("walk-receipt.pdf", ContentFile(b"%PDF-"), save=True)
     job = Job.objects.create(kind=Job.Kind.TRIAGE_EVAL, created_by=cast.alice)
+    macro = Macro.objects.create(name="Thanks", body="Thanks, {{first_name}}.")
     run = EvalRun.objects.create(kind=EvalRun.Kind.TRIAGE, name="walk", job=job)
     article = article_create(
         actor=cast.alice, title="Returns", body="Send it back within 30 days.", publish=True
@@ -71,6 +72,7 @@ def samples(cast: Cast) -> dict[str, str]:
         "draft_id": str(draft.pk),
         "attachment_id": str(attachment.pk),
         "job_id": str(job.pk),
+        "macro_id": str(macro.pk),
         "run_id": str(run.pk),
         "user_id": str(cast.bob.pk),
         "article_id": str(article.pk),

@@ -28,6 +28,9 @@ AGENT = {
     "dashboard",
     "ticket_correct",
     "ticket_note",
+    "reply_send",
+    "macro_picker",
+    "macro_fill",
     "kb_version",
 }
 ADMIN = {
@@ -41,6 +44,9 @@ ADMIN = {
     "settings_sla",
     "settings_team",
     "settings_team_member",
+    "settings_macros",
+    "settings_macro_edit",
+    "settings_macro_active",
     "settings_routing",
     "settings_routing_preview",
     "settings_routing_publish",

@@ -14,27 +14,38 @@ import re
 from collections.abc import Mapping, Sequence, Set as AbstractSet
 from dataclasses import dataclass, field
 
+from triage.blanks import blank, blanks
+
 # --- Slots and blanks ---------------------------------------------------------------------------
 
-SLOT_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-# What an unfilled slot becomes in a draft: visible, highlighted on the ticket page, and refused on sending.
-BLANK_RE = re.compile(r"\[\[[^\[\]\n]{1,60}\]\]")
+# A slot in a remembered reply or a macro: `{{first_name}}`. What an unfilled one becomes is a blank
+# (triage/blanks.py): visible, highlighted on the ticket page, and refused on sending.
+SLOT_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SLOTS = ("first_name", "last_name", "email", "order_number", "amount")
 
 # An order reference as customers write it: "order 48213", "pedido nº 48213", "Bestellnummer: 48213",
 # "#NW-20931". A bare number is not taken: it may be a postcode, a phone number or a date.
 _ORDER_RE = re.compile(
     r"(?:\b(?:order|purchase|pedido|compra|commande|bestellung|bestellnummer|encomenda|ordine|bestelling)"
-    r"(?:\s+(?:no\.?|nr\.?|num(?:ber)?\.?|número|numero|n[º°o]\.?|numéro|nummer|id))?\s*[:#]?\s*"
+    r"(?:\s+(?:no\.?|nr\.?|num(?:ber)?\.?|número|numero|n[º°o]\.?|numéro|nummer|id))?"
+    r"(?:\s+(?:is|was|es|est|ist|é|è))?\s*[:#]?\s*"
     r"|#\s?)"
-    r"(?P<ref>(?:[A-Z]{1,4}-)?\d{4,}(?:-\d+)?)\b",
+    r"(?P<ref>(?!TD-)(?:[A-Z]{1,4}-)?\d{4,}(?:-\d+)?)(?![\w-])",
     re.IGNORECASE,
 )
-_BARE_REF_RE = re.compile(r"\b(?P<ref>[A-Z]{2,4}-\d{4,})\b")
+# A reference with a shop's prefix, unlabelled: "NW-20931". Our own ticket token (TD-...) is not one.
+_BARE_REF_RE = re.compile(r"(?<![\w-])(?P<ref>(?!TD-)[A-Z]{2,4}-\d{4,})(?![\w-])")
 _AMOUNT_RE = re.compile(
     r"(?:[€$£]\s?\d{1,6}(?:[.,]\d{2})?|\b\d{1,6}(?:[.,]\d{2})?\s?(?:€|EUR|USD|GBP|euros?|dollars?|pounds?)\b)",
     re.IGNORECASE,
 )
+
+
+def order_number(text: str) -> str | None:
+    """The first order reference in the text, labelled ("order 48213", "pedido nº 48213", "#4821") or with
+    a shop's prefix ("NW-20931"); a bare number is not one (a postcode, a phone number, a date)."""
+    found = _ORDER_RE.search(text or "") or _BARE_REF_RE.search(text or "")
+    return found.group("ref") if found else None
 
 
 def ticket_values(*, subject: str, body: str, from_name: str, from_email: str = "") -> dict[str, str]:
@@ -51,26 +62,18 @@ def ticket_values(*, subject: str, body: str, from_name: str, from_email: str = 
             values["last_name"] = names[-1]
     if from_email:
         values["email"] = from_email
-    order = _ORDER_RE.search(text) or _BARE_REF_RE.search(text)
+    order = order_number(text)
     if order:
-        values["order_number"] = order.group("ref")
+        values["order_number"] = order
     amount = _AMOUNT_RE.search(text)
     if amount:
         values["amount"] = " ".join(amount.group().split())
     return values
 
 
-def blank_for(slot: str) -> str:
-    return f"[[{slot.replace('_', ' ')}]]"
-
-
-def fill(text: str, values: Mapping[str, str]) -> str:
+def fill(text: str, values: Mapping[str, str | None]) -> str:
     """Every `{{slot}}` replaced by the ticket's value, or by a blank the agent fills."""
-    return SLOT_RE.sub(lambda m: values.get(m.group(1)) or blank_for(m.group(1)), text)
-
-
-def blanks(text: str) -> list[str]:
-    return list(dict.fromkeys(BLANK_RE.findall(text)))
+    return SLOT_RE.sub(lambda m: values.get(m.group(1)) or blank(m.group(1)), text)
 
 
 # --- Greetings and sign-offs --------------------------------------------------------------------

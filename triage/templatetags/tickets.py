@@ -1,4 +1,5 @@
-"""Template helpers for the ticket page: a draft's citation markers as buttons that open the cited passage."""
+"""Template helpers for the ticket page: a draft's citation markers as buttons that open the cited passage, and
+the blanks a reply must not be sent with."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from django import template
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+
+from triage import blanks as _blanks
 
 register = template.Library()
 
@@ -43,3 +46,33 @@ def cited_in(citations: Iterable[Any], text: str) -> list[Any]:
     for match in _MARKER.finditer(text or ""):
         first.setdefault(int(match.group(1)), match.start())
     return sorted((c for c in citations if c.marker in first), key=lambda c: first[c.marker])
+
+
+@register.filter
+def blanks_in(text: str) -> list[str]:
+    """The unfilled blanks (`[[order number]]`) in a reply, which keep it from being sent."""
+    return _blanks.blanks(text)
+
+
+@register.filter
+def blanks_marked(text: str) -> SafeString:
+    """The text, escaped, with each blank wrapped in <mark class="blank"> (ticket.js does the same as the agent
+    types, with the same pattern)."""
+    parts: list[str] = []
+    position = 0
+    for match in _blanks.BLANK.finditer(text or ""):
+        parts += [escape(text[position:match.start()]), format_html('<mark class="blank">{}</mark>', match.group())]
+        position = match.end()
+    parts.append(escape((text or "")[position:]))
+    return mark_safe("".join(parts))  # every piece above is escaped or built by format_html
+
+
+@register.filter
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """A unified diff's lines, each with its kind (add, del, meta, same) for colouring."""
+    lines = []
+    for line in (diff or "").splitlines():
+        kind = ("meta" if line.startswith(("---", "+++", "@@")) else "add" if line.startswith("+")
+                else "del" if line.startswith("-") else "same")
+        lines.append((kind, line))
+    return lines
