@@ -50,7 +50,9 @@ def test_an_agent_edits_and_approves_a_draft_and_the_customer_gets_it(
     [message] = messages
     assert message["Subject"] == f"Re: Forgot my password [{ticket.token}]"
     assert "I have also sent you a reset link." in message.get_content()
-    outbound = OutboundEmail.objects.get(ticket=ticket)
+    # The SMTP server holds the message a moment before the worker records it as sent (after the server's
+    # answer to QUIT), and the page polling the reply's delivery can stretch that moment.
+    outbound = wait_for(lambda: OutboundEmail.objects.filter(ticket=ticket, status="sent").first(), timeout=10)
     assert outbound.status == "sent" and message["Message-ID"].strip() == outbound.message_id  # folded past 78 characters
     review = outbound.review
     assert review.user == agent and review.action == "edit_approve"
