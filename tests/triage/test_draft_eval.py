@@ -25,6 +25,17 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "draft_eval"
 TICKETS, KB = FIXTURES / "tickets.jsonl", FIXTURES / "kb.jsonl"
 
 
+@pytest.fixture(autouse=True)
+def _forget_retrieval_caches() -> Iterator[None]:
+    """These tests index and search knowledge bases that their transactions roll back: the process-wide caches
+    of internal texts (the internal_text gate) and lexeme statistics must not outlive them into other tests."""
+    from kb import selectors
+
+    yield
+    selectors.internal_texts_forget()
+    selectors._stats_cache.clear()
+
+
 # --- The metric functions, on strings written by hand ---------------------------------------------
 
 def test_token_f1_counts_shared_words_as_squad_does() -> None:
