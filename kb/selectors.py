@@ -241,51 +241,40 @@ def kb_search(*, query: str, k: int | None = None, language: str | None = None, 
     )
 
 
-# --- Internal articles --------------------------------------------------------------------------
-# The internal_text gate compares every draft with every published internal article. They change rarely and
-# a draft is checked often, so this process keeps their text for a minute: an admin's new internal article is
-# guarded against from the next minute on (a draft quoting it before then still meets the tool-name and
-# agent-voice checks).
+# --- Internal and public article text -------------------------------------------------------------
+# Every draft is compared with every published internal article (the internal_text gate) and may name what the
+# public ones tell every customer. Their text is kept by this process and read again only when the published
+# articles changed: one small query per draft tells (how many, the latest change), so an admin's new or edited
+# article applies to the very next draft, in the worker as in the web process.
 
-INTERNAL_TEXTS_SECONDS = 60.0
-_internal_cache: tuple[float, tuple[str, ...]] | None = None
+_texts_cache: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
 
 
-def internal_texts() -> tuple[str, ...]:
-    global _internal_cache
+def _published_version() -> tuple[Any, ...]:
+    from django.db.models import Count, Max
+
     from kb.models import Article
 
-    now = time.monotonic()
-    if _internal_cache is not None and now - _internal_cache[0] < INTERNAL_TEXTS_SECONDS:
-        return _internal_cache[1]
-    texts = tuple(Article.objects.filter(audience=Article.Audience.INTERNAL, status=Article.Status.PUBLISHED)
+    found = Article.objects.filter(status=Article.Status.PUBLISHED).aggregate(n=Count("id"), at=Max("updated_at"))
+    return found["n"], found["at"]
+
+
+def _published_texts(audience: str, version: tuple[Any, ...]) -> tuple[str, ...]:
+    from kb.models import Article
+
+    cached = _texts_cache.get(audience)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    texts = tuple(Article.objects.filter(audience=audience, status=Article.Status.PUBLISHED)
                   .values_list("body", flat=True))
-    _internal_cache = (now, texts)
+    _texts_cache[audience] = (version, texts)
     return texts
 
 
-def internal_texts_forget() -> None:
-    global _internal_cache, _public_cache
-    _internal_cache = None
-    _public_cache = None
-
-
-_public_cache: tuple[float, tuple[str, ...]] | None = None
-
-
-def public_texts() -> tuple[str, ...]:
-    """The published public articles' text, kept a minute like internal_texts(): what the shop tells every
-    customer (its own support address and phone among it) may appear in any reply."""
-    global _public_cache
-    from kb.models import Article
-
-    now = time.monotonic()
-    if _public_cache is not None and now - _public_cache[0] < INTERNAL_TEXTS_SECONDS:
-        return _public_cache[1]
-    texts = tuple(Article.objects.filter(audience=Article.Audience.PUBLIC, status=Article.Status.PUBLISHED)
-                  .values_list("body", flat=True))
-    _public_cache = (now, texts)
-    return texts
+def published_texts() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(internal articles' bodies, public articles' bodies), as published now."""
+    version = _published_version()
+    return _published_texts("internal", version), _published_texts("public", version)
 
 
 def public_chunks(*, slugs: list[str]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kb.selectors import internal_texts, kb_search, public_chunks, public_texts, query_embed
+from kb.selectors import kb_search, public_chunks, published_texts, query_embed
 from triage import controls, policy, reply_memory, routing, sla
 from triage.learning import intent_other
 from triage.llm import breaker, replies, tiers
@@ -349,12 +349,13 @@ def _gate(attempt: tiers.DraftAttempt, redaction: policy.Redaction,
           guidance: Sequence[dict[str, Any]] = ()) -> tuple[str, list[policy.GateResult]]:
     """The draft as it is stored (a leaked canary withheld) and the gates' verdicts on what the model wrote."""
     body = policy.restore(attempt.body or "", redaction.mapping)
+    internal, public = published_texts()
     # The shop's own address, and what its public articles tell every customer (its support email and phone),
     # may appear in a reply; anyone else's contact details may not.
-    own = [parseaddr(settings.DEFAULT_FROM_EMAIL)[1], *_published_contacts(public_texts())]
+    own = [parseaddr(settings.DEFAULT_FROM_EMAIL)[1], *_published_contacts(public)]
     results = policy.check_draft(body, controls.gate_rules(), redaction=redaction, allowed=own,
                                  canary=settings.PROMPT_CANARY, prompts=controls.system_prompts())
-    results.append(policy.internal_text(body, internal=[*(g["text"] for g in guidance), *internal_texts()]))
+    results.append(policy.internal_text(body, internal=[*(g["text"] for g in guidance), *internal]))
     return _shown(body), results
 
 

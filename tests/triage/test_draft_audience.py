@@ -195,3 +195,19 @@ def test_a_reply_with_someone_elses_contact_details_is_not_remembered(references
     draft = Draft.objects.get(ticket=run(new_ticket()))
     review = _approve(draft, draft.body + "\nCall Jo on +44 20 7946 0958 or jo@elsewhere.example.")
     assert reply_memory.remember(review_id=review.pk) is None
+
+
+def test_an_internal_article_published_now_guards_the_very_next_draft(world: None) -> None:
+    from kb.services import article_upsert
+    from triage import policy
+    from triage.llm import tiers
+
+    policy_text = "Goodwill credit may be offered once a year to customers whose parcel arrived more than a week late."
+    attempt = tiers.DraftAttempt(tier="mini", engine="openai", model="m",
+                                 body=f"Hi Sam, {policy_text} Sorry for the wait [1].", cited=[1])
+    redaction = policy.redact("Sam", names=["Sam"])
+    _body, before = steps._gate(attempt, redaction)
+    assert next(r for r in before if r.rule == "internal_text").passed
+    article_upsert(slug="goodwill", title="Goodwill credit", body=policy_text, audience="internal")
+    _body, after = steps._gate(attempt, redaction)
+    assert not next(r for r in after if r.rule == "internal_text").passed

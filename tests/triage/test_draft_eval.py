@@ -27,12 +27,11 @@ TICKETS, KB = FIXTURES / "tickets.jsonl", FIXTURES / "kb.jsonl"
 
 @pytest.fixture(autouse=True)
 def _forget_retrieval_caches() -> Iterator[None]:
-    """These tests index and search knowledge bases that their transactions roll back: the process-wide caches
-    of internal texts (the internal_text gate) and lexeme statistics must not outlive them into other tests."""
+    """These tests index and search knowledge bases that their transactions roll back: the process-wide cache of
+    lexeme statistics must not outlive them into other tests."""
     from kb import selectors
 
     yield
-    selectors.internal_texts_forget()
     selectors._stats_cache.clear()
 
 

@@ -42,8 +42,19 @@ def test_it_cites_the_articles_the_remembered_reply_rests_on() -> None:
 
 def test_a_value_the_ticket_lacks_becomes_a_blank_for_the_agent() -> None:
     reply = write(body="I want to send my jacket back, how does it work?")
-    assert reply.blanks == ["[[order number]]", "[[amount]]"]
-    assert "order [[order number]]" in reply.text
+    assert reply.blanks == ["[[amount]]"]
+    assert "we refund [[amount]] to your card" in reply.text
+
+
+@pytest.mark.parametrize(("memory", "language", "expected"), [
+    ("Thanks for letting us know about order {{order_number}}.", "en", "Thanks for letting us know about your order."),
+    ("Order {{order_number}} was placed an hour ago.", "en", "Your order was placed an hour ago."),
+    ("Abre el pedido {{order_number}} en tu cuenta.", "es", "Abre el pedido en tu cuenta."),
+    ("Die Bestellung {{order_number}} ist unterwegs.", "de", "Die Bestellung ist unterwegs."),
+])
+def test_without_an_order_number_the_reply_speaks_of_the_order(memory: str, language: str, expected: str) -> None:
+    reply = write(memory=replies.Memory(9, memory, language), body="Where is my parcel?", language=language)
+    assert expected in reply.text and reply.blanks == []
 
 
 def test_no_name_gets_a_plain_greeting_in_the_reply_language() -> None:
