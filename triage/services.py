@@ -213,10 +213,12 @@ def local_model_active() -> LocalIntentModel | None:
     row = LocalModel.objects.filter(active=True).only("version").first()
     if row is None:
         return None
-    if _local_cache["version"] != row.version:
+    # Keyed by the row, not its version number alone: a database restored or rebuilt numbers its models from v1
+    # again, and this process must not keep classifying with another database's v1.
+    if _local_cache["version"] != (row.pk, row.version):
         artifact = LocalModel.objects.values_list("artifact", flat=True).get(pk=row.pk)
         _local_cache["model"] = LocalIntentModel.loads(bytes(artifact))
-        _local_cache["version"] = row.version
+        _local_cache["version"] = (row.pk, row.version)
     return _local_cache["model"]  # type: ignore[no-any-return]
 
 

@@ -15,6 +15,7 @@ from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.conftest import wait_for
 from tests.support import data
 from triage import services
+from triage.llm import replies
 from triage.models import AuditEvent, Correction, Draft, OutboundEmail, ReviewAction, Ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
@@ -126,7 +127,8 @@ def test_an_agent_opens_a_citation_in_place_edits_and_approves(
     review = ReviewAction.objects.get(ticket=drafted)
     assert review.action == "edit_approve" and review.user == alice and review.edit_distance > 0
     assert "+I have also sent you a reset link." in review.diff
-    assert OutboundEmail.objects.get(ticket=drafted).body == review.final_text
+    # The customer reads the reply as sent, without the agent's citation markers.
+    assert OutboundEmail.objects.get(ticket=drafted).body == replies.strip_markers(review.final_text)
 
 
 def test_an_agent_rejects_a_draft_with_a_reason(live_server: Any, page: Any, drafted: Ticket, alice: User) -> None:
@@ -147,18 +149,18 @@ def test_an_agent_regenerates_with_an_instruction_and_the_new_draft_appears_with
 ) -> None:
     open_ticket(page, live_server.url, drafted, "alice")
     first = Draft.objects.get(ticket=drafted)
-    page.get_by_label("Instruction for a new draft").fill("Explain how to recover the username as well")
+    page.get_by_label("Instruction for a new draft").fill("Explain how to change the email address as well")
     page.get_by_test_id("regenerate").click()
     page.get_by_text("A new draft is being written to your instruction.").wait_for()
 
     instruction = page.get_by_test_id("draft-instruction")
     instruction.wait_for(timeout=90_000)  # the page polls while the worker drafts
     assert "Rewritten for alice" in instruction.inner_text()
-    assert "Explain how to recover the username as well" in instruction.inner_text()
+    assert "Explain how to change the email address as well" in instruction.inner_text()
     assert page.get_by_test_id("ticket-status").inner_text() == "Awaiting Review"
     body = page.get_by_test_id("draft-body").input_value()
-    assert body != first.body and "username" in body.lower()
-    assert "asked for a new draft: “Explain how to recover the username as well”" in \
+    assert body != first.body and "email" in body.lower()
+    assert "asked for a new draft: “Explain how to change the email address as well”" in \
         page.get_by_test_id("history").inner_text()
     assert same_document(page)
     new = Draft.objects.get(ticket=drafted, status="pending")

@@ -64,6 +64,8 @@ ADMIN = {
     "kb_gaps",
     "kb_history",
     "kb_edit",
+    "settings_draft_eval_start",
+    "settings_draft_replay_start",
     "kb_publish",
     "kb_retire",
     "kb_restore",
