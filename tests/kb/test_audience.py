@@ -124,3 +124,10 @@ def test_the_api_refuses_a_bad_audience_with_the_field_named(client: Client, aut
 
 def test_the_api_needs_a_key(client: Client) -> None:
     assert client.get("/api/v1/kb/articles").status_code == 401
+
+
+def test_the_demo_help_centre_imports_as_thirty_public_articles() -> None:
+    report = kb_import(source=Path(__file__).resolve().parents[2] / "fixtures" / "kb" / "helpcentre",
+                       fmt="folder", audience="public")
+    assert (len(report.created), report.failed, report.skipped) == (30, [], [])
+    assert set(Article.objects.values_list("audience", flat=True)) == {"public"}
