@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -118,24 +119,41 @@ def eval_start(request: HttpRequest) -> HttpResponse:
     return redirect("settings_evals")
 
 
+def _replay_form(request: HttpRequest, *, default_limit: int, max_limit: int, what: str,
+                 check_version: Callable[[int], None]) -> tuple[str, int, int | None]:
+    """A replay's tier, ticket count and prompt version from the form; ValueError or ApplicationError."""
+    tier = request.POST.get("tier", "")
+    if tier not in ("local", "nano", "mini", "large"):
+        raise ApplicationError("choose a tier: local, nano, mini or large")
+    limit = int(request.POST.get("limit") or default_limit)
+    if not 1 <= limit <= max_limit:
+        raise ApplicationError(f"replay {what + ' ' if what else ''}between 1 and {max_limit:,} tickets")
+    version_text = (request.POST.get("prompt_version") or "").strip()
+    prompt_version = int(version_text) if version_text else None
+    if prompt_version is not None:
+        check_version(prompt_version)
+    return tier, limit, prompt_version
+
+
+def _classify_version_exists(version: int) -> None:
+    from triage.llm.prompts import CLASSIFY
+
+    if version != CLASSIFY.version and not PromptVersion.objects.filter(prompt_id="classify", version=version).exists():
+        raise ApplicationError(f"the classify prompt has no version {version}")
+
+
+def _draft_version_exists(version: int) -> None:
+    from triage.controls import prompt_for
+
+    prompt_for(prompt_id="draft", version=version)  # raises for a version that does not exist
+
+
 @require_POST
 @admin_required
 def replay_start(request: HttpRequest) -> HttpResponse:
     try:
-        tier = request.POST.get("tier", "")
-        if tier not in ("local", "nano", "mini", "large"):
-            raise ApplicationError("choose a tier: local, nano, mini or large")
-        limit = int(request.POST.get("limit") or 200)
-        if not 1 <= limit <= 5000:
-            raise ApplicationError("replay between 1 and 5,000 tickets")
-        version_text = (request.POST.get("prompt_version") or "").strip()
-        prompt_version = int(version_text) if version_text else None
-        if prompt_version is not None and not PromptVersion.objects.filter(
-                prompt_id="classify", version=prompt_version).exists():
-            from triage.llm.prompts import CLASSIFY
-
-            if prompt_version != CLASSIFY.version:
-                raise ApplicationError(f"the classify prompt has no version {prompt_version}")
+        tier, limit, prompt_version = _replay_form(request, default_limit=200, max_limit=5000, what="",
+                                                   check_version=_classify_version_exists)
     except ValueError:
         messages.error(request, "the number of tickets and the prompt version must be whole numbers")
         return redirect("settings_evals")
@@ -193,18 +211,8 @@ def draft_eval_start(request: HttpRequest) -> HttpResponse:
 @admin_required
 def draft_replay_start(request: HttpRequest) -> HttpResponse:
     try:
-        tier = request.POST.get("tier", "")
-        if tier not in ("local", "nano", "mini", "large"):
-            raise ApplicationError("choose a tier: local, nano, mini or large")
-        limit = int(request.POST.get("limit") or 100)
-        if not 1 <= limit <= 2000:
-            raise ApplicationError("replay the drafts of between 1 and 2,000 tickets")
-        version_text = (request.POST.get("prompt_version") or "").strip()
-        prompt_version = int(version_text) if version_text else None
-        if prompt_version is not None:
-            from triage.controls import prompt_for
-
-            prompt_for(prompt_id="draft", version=prompt_version)  # raises for a version that does not exist
+        tier, limit, prompt_version = _replay_form(request, default_limit=100, max_limit=2000,
+                                                   what="the drafts of", check_version=_draft_version_exists)
     except ValueError:
         messages.error(request, "the number of tickets and the prompt version must be whole numbers")
         return redirect("settings_evals")
