@@ -14,7 +14,6 @@ from django.db.models import Q, QuerySet
 from triage.access import is_admin, user_groups
 from triage.blanks import blanks
 from triage.llm import replies
-from triage.llm.replies import order_number  # noqa: F401  (how an order number is read, for the macros' tests)
 from triage.controls import audit
 from triage.errors import ApplicationError
 from triage.models import Macro, Message, Ticket

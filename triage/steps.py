@@ -316,9 +316,13 @@ def _usable(retrieved: list[dict[str, Any]], also: Sequence[dict[str, Any]] = ()
 
 
 def _passages(retrieved: list[dict[str, Any]], also: Sequence[dict[str, Any]] = ()) -> list[tiers.Passage]:
+    return _as_passages(_usable(retrieved, also))
+
+
+def _as_passages(usable: dict[int, dict[str, Any]]) -> list[tiers.Passage]:
     return [tiers.Passage(marker=i, chunk_id=r["chunk_id"], title=r["article_title"], text=r["text"],
                           slug=r["article_slug"])
-            for i, r in _usable(retrieved, also).items()]
+            for i, r in usable.items()]
 
 
 def _guidance(retrieved: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -447,7 +451,7 @@ def _draft(ticket_id: int) -> bool:
     # A remembered reply's own articles are cited even when retrieval ranked them below the others.
     sources = public_chunks(slugs=list(memory.article_slugs)) if memory is not None else []
     usable = _usable(decision.retrieved, sources)
-    passages = _passages(decision.retrieved, sources)
+    passages = _as_passages(usable)
     guidance_rows = _guidance(decision.retrieved)
     guidance = [tiers.Guidance(title=g["article_title"], text=g["text"]) for g in guidance_rows]
 

@@ -148,12 +148,11 @@ def _draft_version_exists(version: int) -> None:
     prompt_for(prompt_id="draft", version=version)  # raises for a version that does not exist
 
 
-@require_POST
-@admin_required
-def replay_start(request: HttpRequest) -> HttpResponse:
+def _replay_start(request: HttpRequest, *, kind: str, label: str, prompt_id: str, default_limit: int,
+                  max_limit: int, what: str, check_version: Callable[[int], None]) -> HttpResponse:
     try:
-        tier, limit, prompt_version = _replay_form(request, default_limit=200, max_limit=5000, what="",
-                                                   check_version=_classify_version_exists)
+        tier, limit, prompt_version = _replay_form(request, default_limit=default_limit, max_limit=max_limit,
+                                                   what=what, check_version=check_version)
     except ValueError:
         messages.error(request, "the number of tickets and the prompt version must be whole numbers")
         return redirect("settings_evals")
@@ -161,10 +160,16 @@ def replay_start(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect("settings_evals")
     name = (request.POST.get("name") or "").strip()[:200] or \
-        f"replay: {tier}" + (f", classify prompt v{prompt_version}" if prompt_version else "")
-    _start_job(request, Job.Kind.REPLAY, {"tier": tier, "prompt_version": prompt_version, "limit": limit,
-                                          "name": name})
+        f"{label}: {tier}" + (f", {prompt_id} prompt v{prompt_version}" if prompt_version else "")
+    _start_job(request, kind, {"tier": tier, "prompt_version": prompt_version, "limit": limit, "name": name})
     return redirect("settings_evals")
+
+
+@require_POST
+@admin_required
+def replay_start(request: HttpRequest) -> HttpResponse:
+    return _replay_start(request, kind=Job.Kind.REPLAY, label="replay", prompt_id="classify", default_limit=200,
+                         max_limit=5000, what="", check_version=_classify_version_exists)
 
 
 @require_POST
@@ -210,20 +215,8 @@ def draft_eval_start(request: HttpRequest) -> HttpResponse:
 @require_POST
 @admin_required
 def draft_replay_start(request: HttpRequest) -> HttpResponse:
-    try:
-        tier, limit, prompt_version = _replay_form(request, default_limit=100, max_limit=2000,
-                                                   what="the drafts of", check_version=_draft_version_exists)
-    except ValueError:
-        messages.error(request, "the number of tickets and the prompt version must be whole numbers")
-        return redirect("settings_evals")
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("settings_evals")
-    name = (request.POST.get("name") or "").strip()[:200] or \
-        f"draft replay: {tier}" + (f", draft prompt v{prompt_version}" if prompt_version else "")
-    _start_job(request, Job.Kind.DRAFT_REPLAY, {"tier": tier, "prompt_version": prompt_version, "limit": limit,
-                                                "name": name})
-    return redirect("settings_evals")
+    return _replay_start(request, kind=Job.Kind.DRAFT_REPLAY, label="draft replay", prompt_id="draft",
+                         default_limit=100, max_limit=2000, what="the drafts of", check_version=_draft_version_exists)
 
 
 def _start_job(request: HttpRequest, kind: str, params: dict[str, Any]) -> None:

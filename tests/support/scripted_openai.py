@@ -17,10 +17,13 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from django.test import override_settings
 
 
 @dataclass
@@ -251,3 +254,16 @@ def tier_settings(server: ScriptedOpenAI, *, openai_tiers: tuple[str, ...] = ("n
                "max_retries": max_retries}
         for tier in ("nano", "mini", "large")
     }
+
+
+@contextmanager
+def scripted_tiers(*, openai_tiers: tuple[str, ...] = ("nano", "mini", "large")) -> Iterator[ScriptedOpenAI]:
+    """A scripted server with the given tiers pointed at it, the circuit breakers closed before and after."""
+    from triage.llm import breaker
+
+    for tier in ("nano", "mini", "large"):
+        breaker.reset(tier)
+    with ScriptedOpenAI() as server, override_settings(TIERS=tier_settings(server, openai_tiers=openai_tiers)):
+        yield server
+    for tier in ("nano", "mini", "large"):
+        breaker.reset(tier)

@@ -12,6 +12,7 @@ from django.test import Client, override_settings
 
 from triage import blanks, macros, services
 from triage.errors import ApplicationError
+from triage.llm import replies
 from triage.models import (
     AuditEvent,
     Draft,
@@ -312,7 +313,7 @@ def test_placeholders_are_filled_from_the_ticket_and_the_rest_become_blanks(
     ("I live at 10115 Berlin", None),  # a bare number may be a postcode or a phone: only a labelled one counts
 ])
 def test_the_order_number_is_the_first_order_number_like_token(text: str, number: str | None) -> None:
-    assert macros.order_number(text) == number
+    assert replies.order_number(text) == number
 
 
 def test_an_order_number_in_a_later_message_is_found(client: Client, needs_human: Ticket, alice: User) -> None:

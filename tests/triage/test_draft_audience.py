@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import override_settings
 
 from kb.models import Article
 from tests.support import data
-from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, tier_settings
+from tests.support.scripted_openai import scripted_tiers, Reply, ScriptedOpenAI, completion
 from triage import controls, learning, reply_memory, services, steps
-from triage.llm import breaker
 from triage.models import Draft, GateResult, Intent, ReplyMemory, ReviewAction, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -38,12 +36,8 @@ def world() -> None:
 
 @pytest.fixture
 def server() -> Iterator[ScriptedOpenAI]:
-    for tier in ("nano", "mini", "large"):
-        breaker.reset(tier)
-    with ScriptedOpenAI() as s, override_settings(TIERS=tier_settings(s)):
+    with scripted_tiers() as s:
         yield s
-    for tier in ("nano", "mini", "large"):
-        breaker.reset(tier)
 
 
 def run(ticket: Ticket) -> Ticket:

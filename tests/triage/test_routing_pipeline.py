@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
 from tests.support import data
-from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, tier_settings
+from tests.support.scripted_openai import scripted_tiers, Reply, ScriptedOpenAI, completion, tier_settings
 from triage import controls, learning, steps
 from triage.llm import breaker
 from triage.models import (
@@ -45,12 +45,8 @@ def reply(text: str = "Hi Sam, you can reset your password from the sign-in page
 
 @pytest.fixture
 def server() -> Iterator[ScriptedOpenAI]:
-    for tier in ("nano", "mini", "large"):
-        breaker.reset(tier)
-    with ScriptedOpenAI() as s, override_settings(TIERS=tier_settings(s)):
+    with scripted_tiers() as s:
         yield s
-    for tier in ("nano", "mini", "large"):
-        breaker.reset(tier)
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.test import override_settings
 
 from tests.support import data
-from tests.support.scripted_openai import ScriptedOpenAI, completion, tier_settings
+from tests.support.scripted_openai import scripted_tiers, ScriptedOpenAI, completion
 from triage import controls, learning, services, steps
 from triage.errors import ApplicationError
-from triage.llm import breaker
 from triage.models import (
     AuditEvent,
     Correction,
@@ -205,12 +203,8 @@ def test_every_decision_on_a_draft_is_in_the_tickets_audit_trail(agent: User) ->
 
 @pytest.fixture
 def server() -> Iterator[ScriptedOpenAI]:
-    for tier in ("nano", "mini", "large"):
-        breaker.reset(tier)
-    with ScriptedOpenAI() as s, override_settings(TIERS=tier_settings(s, openai_tiers=("mini", "large"))):
+    with scripted_tiers(openai_tiers=("mini", "large")) as s:
         yield s
-    for tier in ("nano", "mini", "large"):
-        breaker.reset(tier)
 
 
 @pytest.fixture

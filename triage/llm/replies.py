@@ -95,6 +95,7 @@ def fill(text: str, values: Mapping[str, str | None]) -> str:
 # --- Greetings and sign-offs --------------------------------------------------------------------
 
 LANGUAGES = ("en", "es", "fr", "de", "pt", "it", "nl")
+# Spanish in the informal register the team's replies use (tú); French, German and Portuguese formal.
 _GREETING = {"en": ("Hi {name},", "Hello,"), "es": ("Hola, {name}:", "Hola:"), "fr": ("Bonjour {name},", "Bonjour,"),
              "de": ("Hallo {name},", "Guten Tag,"), "pt": ("Olá, {name},", "Olá,"), "it": ("Ciao {name},", "Buongiorno,"),
              "nl": ("Hallo {name},", "Hallo,")}
@@ -111,14 +112,14 @@ _SORRY = {"en": "I am sorry for the trouble this has caused.", "es": "Sentimos m
           "pt": "Lamentamos o incómodo.", "it": "Ci scusiamo per il disagio.",
           "nl": "Excuses voor het ongemak."}
 _FOLLOW_UP = {"en": "A senior member of our team is reviewing your case and will follow up with you.",
-              "es": "Un responsable de nuestro equipo está revisando su caso y le responderá.",
+              "es": "Un responsable de nuestro equipo está revisando tu caso y te responderá.",
               "fr": "Un responsable de notre équipe examine votre demande et reviendra vers vous.",
               "de": "Eine erfahrene Kollegin oder ein erfahrener Kollege prüft Ihren Fall und meldet sich bei Ihnen.",
               "pt": "Um responsável da nossa equipa está a analisar o seu caso e entrará em contacto consigo.",
               "it": "Un responsabile del nostro team sta esaminando il suo caso e la ricontatterà.",
               "nl": "Een ervaren collega bekijkt uw zaak en neemt contact met u op."}
 _CHECKING = {"en": "I am checking this for you and will get back to you shortly.",
-             "es": "Estamos revisándolo y le responderemos en breve.",
+             "es": "Estamos revisándolo y te responderemos en breve.",
              "fr": "Nous vérifions cela et revenons vers vous rapidement.",
              "de": "Wir prüfen das und melden uns in Kürze bei Ihnen.",
              "pt": "Estamos a verificar e voltaremos a contactá-lo em breve.",
