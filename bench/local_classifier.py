@@ -119,7 +119,7 @@ def load_dataset(name: str, args: argparse.Namespace) -> Data:
     rows = read_csv(args.data_dir / spec.path)
     texts = [r[spec.text_column] for r in rows]
     labels = np.asarray([r[spec.label_column] for r in rows], dtype=object)
-    data = Data(texts, labels, embed_cached(texts, args.cache_dir))
+    data = Data(texts, labels, embed_cached([local.model_input(t) for t in texts], args.cache_dir))
     data.train, data.test = train_test_split(
         np.arange(len(texts)), test_size=0.2, stratify=labels, random_state=args.seed
     )
@@ -127,7 +127,7 @@ def load_dataset(name: str, args: argparse.Namespace) -> Data:
 
 
 def load_texts(texts: list[str], args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
-    return texts, embed_cached(texts, args.cache_dir)
+    return texts, embed_cached([local.model_input(t) for t in texts], args.cache_dir)
 
 
 def fixture_requests() -> list[str]:

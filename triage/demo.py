@@ -14,7 +14,7 @@ from django.db import transaction
 from kb.importers import kb_import
 from kb.services import kb_import_abcd_jsonl
 from triage import controls, learning, reply_memory, services
-from triage.models import Contract, Customer, Intent, IntentExample, LocalModel, Ticket
+from triage.models import OTHER_INTENT, Contract, Customer, Intent, IntentExample, LocalModel, Ticket
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
 
@@ -43,6 +43,29 @@ def taxonomy_load(*, intents_path: Path, utterances_path: Path) -> int:
         IntentExample(intent=intents[label], text=text, source=IntentExample.Source.SEED) for text, label in rows
     )
     return len(rows)
+
+
+@transaction.atomic
+def labelled_load(*, utterances_path: Path, tickets_path: Path) -> int:
+    """The store's own labelled data: short requests in the languages its customers write (CSV: utterance,
+    intent, language) and whole tickets with intent and urgency (JSONL: subject, body, intent, urgency).
+    Loaded once; returns how many examples were added."""
+    if IntentExample.objects.filter(source=IntentExample.Source.TICKET).exists():
+        return 0
+    intents = {i.name: i for i in Intent.objects.all()}
+    intents.setdefault(OTHER_INTENT, learning.intent_other())
+    with utterances_path.open(encoding="utf-8", newline="") as handle:
+        examples = [IntentExample(intent=intents[r["intent"]], text=r["utterance"], source=IntentExample.Source.SEED)
+                    for r in csv.DictReader(handle) if r["intent"] in intents]
+    for line in tickets_path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            if item["intent"] in intents:
+                examples.append(IntentExample(
+                    intent=intents[item["intent"]], text=f"{' '.join(item['subject'].split())}\n{item['body']}".strip(),
+                    source=IntentExample.Source.TICKET, urgency=item.get("urgency", "")))
+    IntentExample.objects.bulk_create(examples)
+    return len(examples)
 
 
 def users_ensure(*, password_agent: str, password_admin: str) -> DemoLogins:
@@ -95,6 +118,8 @@ def policy_ensure() -> None:
 def seed(*, password_agent: str, password_admin: str) -> dict[str, object]:
     added = taxonomy_load(intents_path=FIXTURES / "bitext" / "intents.json",
                           utterances_path=FIXTURES / "bitext" / "utterances.csv")
+    added += labelled_load(utterances_path=FIXTURES / "store" / "utterances.csv",
+                           tickets_path=FIXTURES / "store" / "labelled_tickets.jsonl")
     # The help centre customers read (public: drafts quote and cite it), and the agents' procedures (internal).
     helpcentre = kb_import(source=FIXTURES / "kb" / "helpcentre", fmt="folder", audience="public")
     if helpcentre.failed:

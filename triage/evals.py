@@ -7,6 +7,8 @@ would do; the local engine is also evaluated in batches for its classify rate.
 from __future__ import annotations
 
 import csv
+import itertools
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from django.db.models import OuterRef, Subquery
 from triage import controls, steps
 from triage.errors import ApplicationError
 from triage.llm import local, tiers
-from triage.models import OTHER_INTENT, Correction, Ticket, TriageRun
+from triage.models import OTHER_INTENT, URGENCY_ORDER, Correction, Ticket, TriageRun
 
 Progress = Callable[[int, int], None]
 LATENCY_SAMPLE = 100  # local tickets classified one at a time (embedding included) for the latency percentiles
@@ -33,6 +35,50 @@ OPENAI_CONCURRENCY = 8
 class Labelled:
     text: str
     label: str
+    language: str = ""  # set for a ticket set: scores are reported per language too
+    urgency: str = ""  # set for a ticket set that labels urgency
+
+
+TICKET_FIELDS = ("subject", "body", "intent")
+
+
+def read_labelled_tickets(path: Path) -> list[Labelled]:
+    """A JSONL ticket set: one object per line with subject, body and intent, optionally language and urgency
+    (fixtures/triage_eval/tickets.jsonl). The text is read as the pipeline reads a ticket: subject, then body."""
+    if not path.is_file():
+        raise ApplicationError(f"{path}: no such file")
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ApplicationError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ApplicationError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
+        if not isinstance(item, dict) or any(not isinstance(item.get(f), str) for f in TICKET_FIELDS):
+            raise ApplicationError(f"{path}:{number}: each line needs string fields {', '.join(TICKET_FIELDS)}")
+        urgency = item.get("urgency") or ""
+        if urgency and urgency not in URGENCY_ORDER:
+            raise ApplicationError(f"{path}:{number}: urgency {urgency!r} is not one of {', '.join(URGENCY_ORDER)}")
+        text = f"{' '.join(item['subject'].split())}\n{item['body']}".strip()
+        if text and item["intent"].strip():
+            rows.append(Labelled(text, item["intent"].strip(), str(item.get("language") or ""), urgency))
+    if not rows:
+        raise ApplicationError(f"{path}: no tickets with a text and an intent")
+    return rows
+
+
+def read_labelled(path: Path, *, text_column: str = "", label_column: str = "") -> list[Labelled]:
+    """A ticket set (.jsonl) or a labelled CSV (its text and label columns named)."""
+    if path.suffix.lower() == ".jsonl":
+        return read_labelled_tickets(path)
+    if not text_column or not label_column:
+        raise ApplicationError(f"{path}: a CSV needs --text-column and --label-column")
+    return read_labelled_csv(path, text_column=text_column, label_column=label_column)
 
 
 def read_labelled_csv(path: Path, *, text_column: str, label_column: str) -> list[Labelled]:
@@ -92,21 +138,52 @@ def report_scores(truth: list[str], predicted: list[str]) -> dict[str, Any]:
     }
 
 
-def _local_predictions(model: local.LocalIntentModel, texts: list[str], progress: Progress) -> tuple[list[str], dict[str, Any]]:
+# Confidence bands shown on the learning page and in eval reports: [lower, upper) except the last.
+CONFIDENCE_BANDS = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0)
+ECE_BINS = 10
+
+
+def calibration_report(truth: list[str], predicted: list[str], confidences: list[float]) -> dict[str, Any]:
+    """Whether stated confidence means what it says: accuracy per confidence band, and the expected
+    calibration error (over 10 equal-width bins, the share-weighted gap between mean confidence and accuracy)."""
+    conf = np.asarray(confidences, dtype=float)
+    right = np.asarray([t == p for t, p in zip(truth, predicted, strict=True)], dtype=float)
+    bands = []
+    for low, high in itertools.pairwise(CONFIDENCE_BANDS):
+        inside = (conf >= low) & ((conf < high) if high < 1.0 else (conf <= high))
+        n = int(inside.sum())
+        bands.append({"low": low, "high": high, "n": n,
+                      "accuracy": round(float(right[inside].mean()), 4) if n else None,
+                      "mean_confidence": round(float(conf[inside].mean()), 4) if n else None})
+    ece = 0.0
+    for i in range(ECE_BINS):
+        inside = (conf > i / ECE_BINS) & (conf <= (i + 1) / ECE_BINS) if i else (conf <= 1 / ECE_BINS)
+        if inside.any():
+            ece += inside.mean() * abs(conf[inside].mean() - right[inside].mean())
+    return {"ece": round(float(ece), 4), "bands": bands, "n": len(truth)}
+
+
+@dataclass(frozen=True)
+class Predicted:
+    intent: str  # "" when the tier failed
+    confidence: float
+    urgency: str
+
+
+def _local_predictions(model: local.LocalIntentModel, texts: list[str],
+                       progress: Progress) -> tuple[list[Predicted], dict[str, Any]]:
     """A sample one ticket at a time (latency, embedding included), then the rest in batches (rate)."""
     started = time.perf_counter()
     latencies = []
-    predicted: list[str] = []
+    predicted: list[Predicted] = []
     for text in texts[:LATENCY_SAMPLE]:
         one = time.perf_counter()
-        [(label, _)] = model.predict([text])
+        predicted += _local_batch(model, [text])
         latencies.append((time.perf_counter() - one) * 1000)
-        predicted.append(label)
     rest = texts[LATENCY_SAMPLE:]
     for offset in range(0, len(rest), 256):
-        batch = rest[offset:offset + 256]
-        predicted += [label for label, _ in model.predict(batch, embeddings=local.embed_texts(batch))]
-        progress(LATENCY_SAMPLE + offset + len(batch), len(texts))
+        predicted += _local_batch(model, rest[offset:offset + 256])
+        progress(LATENCY_SAMPLE + min(offset + 256, len(rest)), len(texts))
     seconds = time.perf_counter() - started
     progress(len(texts), len(texts))
     return predicted, {
@@ -119,8 +196,21 @@ def _local_predictions(model: local.LocalIntentModel, texts: list[str], progress
     }
 
 
+def _local_batch(model: local.LocalIntentModel, texts: list[str]) -> list[Predicted]:
+    """What local.classify says of each text (intent, confidence, urgency), embedding the batch at once."""
+    inputs = [local.model_input(t) for t in texts]
+    vectors = local.embed_texts(inputs) if model.parts.meaning is not None else None
+    probabilities = model.probabilities(texts, vectors)
+    out = []
+    for i, (text, (intent, confidence)) in enumerate(zip(texts, model.decide(probabilities), strict=True)):
+        row = vectors[i:i + 1] if vectors is not None else None
+        urgency = local.urgency_for(model, text, inputs[i], row, probabilities[i:i + 1], local.sentiment_of(text)[1])
+        out.append(Predicted(intent, confidence, urgency))
+    return out
+
+
 def _tier_predictions(tier: str, labels: list[str], model: local.LocalIntentModel | None, texts: list[str],
-                      progress: Progress) -> tuple[list[str], dict[str, Any]]:
+                      progress: Progress) -> tuple[list[Predicted], dict[str, Any]]:
     """Each ticket through the tier exactly as the pipeline calls it (schema retries included)."""
     taxonomy = [tiers.IntentInfo(name, name.replace("_", " ")) for name in labels]
     if OTHER_INTENT not in labels:  # as in production, a model may say a text fits none of them
@@ -143,7 +233,8 @@ def _tier_predictions(tier: str, labels: list[str], model: local.LocalIntentMode
     seconds = time.perf_counter() - started
     conf = tiers.tier_config(tier)
     latencies = [float(sum(c.latency_ms for c in o.calls)) for o in outcomes]
-    return [o.classification.intent if o.classification else "" for o in outcomes], {
+    return [Predicted(o.classification.intent, o.classification.confidence, o.classification.urgency)
+            if o.classification else Predicted("", 0.0, "") for o in outcomes], {
         "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
         "classify_per_second": round(len(texts) / seconds, 1) if seconds else None,
         "cost_usd": float(sum((c.cost_usd for o in outcomes for c in o.calls), Decimal(0))),
@@ -186,9 +277,60 @@ def classification_eval(*, test: list[Labelled], train: list[Labelled] | None = 
     else:
         predicted, facts = _tier_predictions(tier, labels, model, texts, progress)
     unknown = sorted(set(truth) - set(labels) - {OTHER_INTENT})
-    return {
-        **report_scores(truth, predicted), **facts, "tier": tier, "train": train_info,
+    intents = [p.intent for p in predicted]
+    report = {
+        **report_scores(truth, intents), **facts, "tier": tier, "train": train_info,
         "labels_not_in_label_set": unknown,
+        "other_rate_in_scope": _other_rate_in_scope(truth, intents),
+        "calibration": calibration_report(truth, intents, [p.confidence for p in predicted]),
+    }
+    if any(r.language for r in test):
+        report["per_language"] = _per_language(test, intents)
+    if any(r.urgency for r in test):
+        report["urgency"] = _urgency_scores(test, predicted)
+    return report
+
+
+def _other_rate_in_scope(truth: list[str], predicted: list[str]) -> float | None:
+    """The share of in-scope tickets (labelled with a real intent) that were called `other`."""
+    pairs = [(t, p) for t, p in zip(truth, predicted, strict=True) if t != OTHER_INTENT]
+    return round(sum(p == OTHER_INTENT for _, p in pairs) / len(pairs), 4) if pairs else None
+
+
+def _per_language(test: list[Labelled], predicted: list[str]) -> dict[str, dict[str, Any]]:
+    from sklearn.metrics import f1_score
+
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(test):
+        groups[row.language or "(unknown)"].append(i)
+    out = {}
+    for language, rows in sorted(groups.items()):
+        truth = [test[i].label for i in rows]
+        said = [predicted[i] for i in rows]
+        out[language] = {
+            "n": len(rows),
+            "accuracy": round(sum(t == p for t, p in zip(truth, said, strict=True)) / len(rows), 4),
+            "macro_f1": round(float(f1_score(truth, said, labels=sorted(set(truth)), average="macro",
+                                             zero_division=0)), 4),
+            "other_rate_in_scope": _other_rate_in_scope(truth, said),
+        }
+    return out
+
+
+def _urgency_scores(test: list[Labelled], predicted: list[Predicted]) -> dict[str, Any]:
+    from sklearn.metrics import f1_score
+
+    pairs = [(r.urgency, p.urgency) for r, p in zip(test, predicted, strict=True) if r.urgency]
+    truth, said = [t for t, _ in pairs], [p for _, p in pairs]
+    levels = list(URGENCY_ORDER)
+    per_level = f1_score(truth, said, labels=levels, average=None, zero_division=0)
+    return {
+        "n": len(pairs),
+        "accuracy": round(sum(t == p for t, p in pairs) / len(pairs), 4),
+        "macro_f1": round(float(f1_score(truth, said, labels=sorted(set(truth)), average="macro", zero_division=0)), 4),
+        "f1_per_level": {level: round(float(f), 4) for level, f in zip(levels, per_level, strict=True)},
+        # Underrated: a ticket called less urgent than it is (the costly error: it waits in the queue).
+        "underrated": round(sum(URGENCY_ORDER.get(p, 0) < URGENCY_ORDER[t] for t, p in pairs) / len(pairs), 4),
     }
 
 

@@ -11,6 +11,8 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from triage import sla
 from triage.controls import audit
 from triage.errors import ApplicationError
 from triage.llm import local
+from triage.llm.urgency import UrgencyModel
 from triage.models import (
     OTHER_INTENT,
     Correction,
@@ -39,6 +42,12 @@ from triage.models import (
 HOLDOUT_BUCKETS = 5  # one example in five is held back
 MIN_EXAMPLES_FOR_HOLDOUT = 5  # an intent with fewer examples keeps them all for training
 EMBED_BATCH = 256
+# A whole ticket the team labelled (or an agent corrected) counts this many times a taxonomy example: there
+# are few of them, and they are what the classifier meets in production. See docs/evals.md.
+TICKET_WEIGHT = 4.0
+# Calibration is fitted on held-back tickets when there are this many, else on every held-back example.
+MIN_CALIBRATION_TICKETS = 15
+MIN_URGENCY_EXAMPLES = 20  # labelled urgencies needed (of at least two levels) to learn urgency
 
 
 def in_holdout(example_id: int) -> bool:
@@ -73,7 +82,8 @@ def ticket_correct(*, ticket: Ticket, user: AbstractBaseUser, field: str, value:
     """Record an agent's correction of the classification and apply it to the ticket.
 
     An intent correction also becomes a training example for the local classifier (one per ticket, moved
-    if the ticket is corrected again). Setting the value the ticket already has records nothing.
+    if the ticket is corrected again); an urgency correction labels that example's urgency (creating it with
+    the ticket's intent if there is none). Setting the value the ticket already has records nothing.
     """
     if field not in Correction.Field.values:
         raise ApplicationError(f"{field!r} cannot be corrected; choose intent, urgency or sentiment")
@@ -101,6 +111,14 @@ def ticket_correct(*, ticket: Ticket, user: AbstractBaseUser, field: str, value:
         if old == value:
             return None
         setattr(locked, field, value)
+        if field == Correction.Field.URGENCY and locked.intent_id:
+            # The urgency model learns from it; the intent the agent left standing is taken as confirmed.
+            example, created = IntentExample.objects.get_or_create(
+                ticket=locked, defaults={"intent_id": locked.intent_id, "text": example_text(locked),
+                                         "source": IntentExample.Source.CORRECTION, "created_by": user,
+                                         "urgency": value})
+            if not created:
+                IntentExample.objects.filter(pk=example.pk).update(urgency=value)
     update = [field, "updated_at", "revision"]
     if field == Correction.Field.URGENCY:
         locked.sla_due_at = sla.due_at(start=locked.created_at, urgency=value)
@@ -143,7 +161,8 @@ def data_fingerprint() -> str:
     """Changes whenever an example is added, removed or relabelled; a scheduled run skips unchanged data."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), coalesce(md5(string_agg(id::text || ':' || intent_id::text || ':' || md5(text), ','"
+            "SELECT count(*), coalesce(md5(string_agg(id::text || ':' || intent_id::text || ':' || urgency || ':'"
+            " || md5(text), ','"
             " ORDER BY id)), '') FROM triage_intentexample"
         )
         count, digest = cursor.fetchone()
@@ -155,7 +174,7 @@ def _embed_missing(progress: Callable[[int, int], None]) -> None:
     missing = list(IntentExample.objects.filter(embedding__isnull=True).values_list("id", "text"))
     for offset in range(0, len(missing), EMBED_BATCH):
         batch = missing[offset:offset + EMBED_BATCH]
-        vectors = local.embed_texts([text for _, text in batch])
+        vectors = local.embed_texts([local.model_input(text) for _, text in batch])
         IntentExample.objects.bulk_update(
             [IntentExample(id=pk, embedding=vectors[i].tolist()) for i, (pk, _) in enumerate(batch)],
             ["embedding"],
@@ -171,6 +190,64 @@ def _scores(truth: list[str], predicted: list[str]) -> dict[str, Any]:
     return {key: report[key] for key in ("macro_f1", "accuracy", "other_rate")}
 
 
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    text: str
+    intent: str
+    source: str
+    embedding: Any
+    urgency: str
+
+    @property
+    def weight(self) -> float:
+        return 1.0 if self.source == IntentExample.Source.SEED else TICKET_WEIGHT
+
+    @property
+    def is_ticket(self) -> bool:
+        return self.source != IntentExample.Source.SEED
+
+
+def _vectors(rows: list[_Row]) -> np.ndarray:
+    return np.asarray([r.embedding for r in rows], dtype=np.float32)
+
+
+def _calibrate(model: local.LocalIntentModel, holdout: list[_Row]) -> dict[str, Any]:
+    """Fit the model's temperature on held-back tickets (every held-back example if there are too few
+    tickets), and report how confidence tracks accuracy on them afterwards."""
+    from triage.evals import calibration_report
+
+    tickets = [r for r in holdout if r.is_ticket]
+    rows = tickets if len(tickets) >= MIN_CALIBRATION_TICKETS else holdout
+    temperature = model.calibrate([r.text for r in rows], [r.intent for r in rows], _vectors(rows))
+    predicted = model.predict([r.text for r in rows], embeddings=_vectors(rows))
+    report = calibration_report([r.intent for r in rows], [p for p, _ in predicted], [c for _, c in predicted])
+    return {"temperature": temperature, "calibration": {**report, "on": "tickets" if rows is tickets else "examples"}}
+
+
+def _urgency_learn(model: local.LocalIntentModel, train: list[_Row], holdout: list[_Row]) -> dict[str, Any]:
+    """Learn urgency from the training examples that carry one; score it on the held-back ones."""
+    labelled = [r for r in train if r.urgency]
+    if len(labelled) < MIN_URGENCY_EXAMPLES or len({r.urgency for r in labelled}) < 2:
+        return {"urgency": {"learned": False, "examples": len(labelled)}}
+    model.urgency = UrgencyModel.fit(
+        [local.model_input(r.text) for r in labelled], [r.urgency for r in labelled], _vectors(labelled),
+        [r.intent for r in labelled], model.labels, weights=np.asarray([r.weight for r in labelled]),
+    )
+    report: dict[str, Any] = {"learned": True, "examples": len(labelled)}
+    held = [r for r in holdout if r.urgency]
+    if held:
+        from sklearn.metrics import f1_score
+
+        texts = [r.text for r in held]
+        probabilities = model.probabilities(texts, _vectors(held))
+        predicted = [local.urgency_for(model, t, local.model_input(t), _vectors([r]), probabilities[i:i + 1], 0.0)
+                     for i, (t, r) in enumerate(zip(texts, held, strict=True))]
+        report |= {"held_back": len(held), "macro_f1": round(float(f1_score(
+            [r.urgency for r in held], predicted, average="macro", zero_division=0)), 4)}
+    return {"urgency": report}
+
+
 def local_model_train(*, trigger: str = LocalModel.Trigger.COMMAND, actor: AbstractBaseUser | None = None,
                       force: bool = False, progress: Callable[[int, int], None] | None = None) -> LocalModel:
     """Train a candidate on the team's examples and corrections; make it active if it is not worse.
@@ -181,24 +258,28 @@ def local_model_train(*, trigger: str = LocalModel.Trigger.COMMAND, actor: Abstr
     progress = progress or (lambda done, total: None)
     started = time.monotonic()
     _embed_missing(progress)
-    rows = list(IntentExample.objects.values_list("id", "text", "intent__name", "source", "embedding"))
+    rows = [_Row(*r) for r in IntentExample.objects.values_list(
+        "id", "text", "intent__name", "source", "embedding", "urgency")]
     if not rows:
         raise ApplicationError("there are no labelled examples to train on")
-    per_intent = Counter(r[2] for r in rows)
-    holdout = [r for r in rows if per_intent[r[2]] >= MIN_EXAMPLES_FOR_HOLDOUT and in_holdout(r[0])]
-    held_ids = {r[0] for r in holdout}
-    train = [r for r in rows if r[0] not in held_ids]
-    if len({r[2] for r in train}) < 2:
+    per_intent = Counter(r.intent for r in rows)
+    holdout = [r for r in rows if per_intent[r.intent] >= MIN_EXAMPLES_FOR_HOLDOUT and in_holdout(r.id)]
+    held_ids = {r.id for r in holdout}
+    train = [r for r in rows if r.id not in held_ids]
+    if len({r.intent for r in train}) < 2:
         raise ApplicationError("the local classifier needs examples of at least two intents")
     candidate = local.LocalIntentModel.train(
-        [r[1] for r in train], [r[2] for r in train], embeddings=np.asarray([r[4] for r in train], dtype=np.float32),
+        [r.text for r in train], [r.intent for r in train], embeddings=_vectors(train),
+        weights=[r.weight for r in train],
     )
     metrics: dict[str, Any] = {"fingerprint": data_fingerprint()}
+    metrics |= _urgency_learn(candidate, train, holdout)
     decision, activate = "no active model: made active", True
     if holdout:
-        truth = [r[2] for r in holdout]
-        held_vectors = np.asarray([r[4] for r in holdout], dtype=np.float32)
-        texts = [r[1] for r in holdout]
+        truth = [r.intent for r in holdout]
+        held_vectors = _vectors(holdout)
+        texts = [r.text for r in holdout]
+        metrics |= _calibrate(candidate, holdout)
         metrics |= _scores(truth, [p for p, _ in candidate.predict(texts, embeddings=held_vectors)])
         current = LocalModel.objects.filter(active=True).first()
         if current is not None:
@@ -224,8 +305,8 @@ def local_model_train(*, trigger: str = LocalModel.Trigger.COMMAND, actor: Abstr
         if activate:
             LocalModel.objects.filter(active=True).update(active=False)
         row = LocalModel.objects.create(
-            version=version, kind=local.CLASSIFIER_KIND, labels=sorted({r[2] for r in train}),
-            n_examples=len(train), n_corrections=sum(r[3] == IntentExample.Source.CORRECTION for r in rows),
+            version=version, kind=local.CLASSIFIER_KIND, labels=sorted({r.intent for r in train}),
+            n_examples=len(train), n_corrections=sum(r.source == IntentExample.Source.CORRECTION for r in rows),
             n_holdout=len(holdout), metrics=metrics, artifact=candidate.dumps(), active=activate,
             decision=decision, trigger=trigger, created_by=actor, train_seconds=round(time.monotonic() - started, 2),
         )
@@ -261,3 +342,29 @@ def training_scheduled() -> Job | None:
     if newest is not None and newest.metrics.get("fingerprint") == data_fingerprint():
         return None
     return training_request(actor=None, trigger=LocalModel.Trigger.SCHEDULE)
+
+
+# --- Does confidence mean what it says? ---------------------------------------------------------
+
+def reviewed_calibration(*, days: int = 30) -> dict[str, Any]:
+    """Accuracy per confidence band on live tickets an agent has looked at (reviewed a draft or corrected
+    the classification) in the last `days`: the first classification of each, right if the ticket still
+    has that intent. Tickets nobody reviewed are left out: their labels are unconfirmed."""
+    from django.db.models import Exists, OuterRef
+
+    from triage.evals import calibration_report
+    from triage.models import ReviewAction
+
+    since = timezone.now() - timedelta(days=days)
+    reviewed = Ticket.objects.filter(created_at__gte=since).filter(
+        Exists(ReviewAction.objects.filter(ticket=OuterRef("pk")))
+        | Exists(Correction.objects.filter(ticket=OuterRef("pk"), field=Correction.Field.INTENT))
+    )
+    first: dict[int, tuple[str, float]] = {}
+    runs = TriageRun.objects.filter(ticket__in=reviewed).order_by("ticket_id", "created_at", "id")
+    for ticket_id, intent, confidence in runs.values_list("ticket_id", "intent__name", "confidence"):
+        first.setdefault(ticket_id, (intent or "", confidence))
+    now = dict(reviewed.filter(pk__in=first).values_list("pk", "intent__name"))
+    ids = sorted(first)
+    return calibration_report([now.get(i) or "" for i in ids], [first[i][0] for i in ids],
+                              [first[i][1] for i in ids]) | {"days": days}

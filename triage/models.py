@@ -121,20 +121,25 @@ class Intent(models.Model):
 
 
 class IntentExample(models.Model):
-    """A labelled text the local classifier trains on: the taxonomy's own examples and agents' corrections."""
+    """A labelled text the local classifier trains on: the taxonomy's own examples, the team's labelled
+    tickets and agents' corrections. A ticket (`subject\\nbody`) may carry its urgency too."""
 
     class Source(models.TextChoices):
-        SEED = "seed"
+        SEED = "seed"  # the taxonomy's short examples
+        TICKET = "ticket"  # a whole ticket the team labelled (loaded, not corrected)
         CORRECTION = "correction"
 
     intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="examples")
     text = models.TextField()
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.SEED)
+    # Blank: not labelled (the urgency model learns from the examples that have one).
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, blank=True)
     # A correction's ticket: one example per ticket, moved when the ticket is corrected again.
     ticket = models.OneToOneField("Ticket", null=True, blank=True, on_delete=models.CASCADE,
                                   related_name="training_example")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    # Computed once and reused by every retraining.
+    # The vector of what the classifier reads of the text (`local.model_input`), computed once and reused
+    # by every retraining.
     embedding = VectorField(dimensions=LOCAL_EMBEDDING_DIM, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

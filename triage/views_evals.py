@@ -44,6 +44,7 @@ def learning_page(request: HttpRequest) -> HttpResponse:
         "by_field": list(by_field),
         "recent": list(corrections.select_related("user", "ticket").order_by("-created_at")[:20]),
         "fingerprint_changed": _data_changed(),
+        "reviewed": learning.reviewed_calibration(days=30),
     })
 
 

@@ -65,7 +65,9 @@ def test_urgency_and_sentiment_corrections_are_validated(agent: User) -> None:
     learning.ticket_correct(ticket=ticket, user=agent, field="urgency", value="urgent")
     ticket.refresh_from_db()
     assert ticket.urgency == "urgent"
-    assert not IntentExample.objects.exists()  # only intent corrections train the classifier
+    # The urgency model learns from it; the intent the agent left standing is taken as confirmed.
+    example = IntentExample.objects.get()
+    assert (example.intent.name, example.urgency, example.source) == ("track_order", "urgent", "correction")
     for field, value in [("urgency", "whenever"), ("sentiment", "furious"), ("intent", "no_such_intent"),
                          ("language", "fr")]:
         with pytest.raises(ApplicationError):

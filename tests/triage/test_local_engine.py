@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from triage.llm import local
+from triage.llm.urgency import urgency_by_rules
 from triage.models import LocalModel
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -190,7 +191,7 @@ def test_classification_fills_every_field(model: local.LocalIntentModel) -> None
     ("Can I change the colour of my order?", "normal"),
 ])
 def test_urgency_rules(text: str, urgency: str) -> None:
-    assert local.urgency_of(text, local.sentiment_of(text)[1]) == urgency
+    assert urgency_by_rules(text, local.sentiment_of(text)[1]) == urgency
 
 
 def test_language_is_detected() -> None:

@@ -13,14 +13,17 @@ from triage.models import EvalRun
 
 class Command(BaseCommand):
     help = (
-        "Score classification on a labelled CSV: accuracy, macro-F1, per-label scores, confusion, `other` rate, "
-        "cost and latency. With --train, a separate local model is trained on that file for this run only."
+        "Score classification on a labelled CSV or a JSONL ticket set: accuracy, macro-F1, per-label and "
+        "per-language scores, confusion, `other` rate, calibration (accuracy per confidence band, expected "
+        "calibration error), urgency, cost and latency. With --train, a separate local model is trained on that "
+        "file for this run only."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--test", required=True, type=Path, help="CSV of texts and labels to score on")
-        parser.add_argument("--text-column", required=True)
-        parser.add_argument("--label-column", required=True)
+        parser.add_argument("--test", required=True, type=Path,
+                            help="CSV of texts and labels, or JSONL tickets (subject, body, intent, language, urgency)")
+        parser.add_argument("--text-column", default="", help="the CSV's text column")
+        parser.add_argument("--label-column", default="", help="the CSV's label column")
         parser.add_argument("--train", type=Path, help="CSV to train a local model on for this run only")
         parser.add_argument("--tier", default="local", choices=["nano", "mini", "large", "local"])
         parser.add_argument("--output", type=Path, help="write the report here as JSON")
@@ -29,10 +32,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            test = evals.read_labelled_csv(options["test"], text_column=options["text_column"],
-                                           label_column=options["label_column"])
-            train = evals.read_labelled_csv(options["train"], text_column=options["text_column"],
-                                            label_column=options["label_column"]) if options["train"] else None
+            columns = {"text_column": options["text_column"], "label_column": options["label_column"]}
+            test = evals.read_labelled(options["test"], **columns)
+            train = evals.read_labelled(options["train"], **columns) if options["train"] else None
             report = evals.classification_eval(test=test, train=train, tier=options["tier"],
                                                progress=self._progress)
         except ApplicationError as exc:
@@ -48,8 +50,15 @@ class Command(BaseCommand):
                 report=report,
             )
             report["eval_run_id"] = run.pk
-        summary = {k: report[k] for k in ("n", "accuracy", "macro_f1", "other_rate", "cost_usd", "latency_ms",
-                                          "classify_per_second", "engine", "model", "tier", "train", "failed")}
+        summary = {k: report[k] for k in ("n", "accuracy", "macro_f1", "other_rate", "other_rate_in_scope",
+                                          "cost_usd", "latency_ms", "classify_per_second", "engine", "model", "tier",
+                                          "train", "failed")}
+        summary["ece"] = report["calibration"]["ece"]
+        summary["accuracy_by_confidence"] = {f"{b['low']:.1f}-{b['high']:.1f}": [b["n"], b["accuracy"]]
+                                             for b in report["calibration"]["bands"]}
+        for key in ("per_language", "urgency"):
+            if key in report:
+                summary[key] = report[key]
         self.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False))
 
     def _progress(self, done: int, total: int) -> None:
