@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from triage.llm import ticket_shape
-from triage.llm.urgency import UrgencyModel, urgency_by_rules
+from triage.llm.urgency import UrgencyModel, names_a_costly_case, urgency_by_rules
 from triage.routing import Classification
 
 OTHER_LABEL = "other"
@@ -392,13 +392,15 @@ def classify(
 
 def urgency_for(model: LocalIntentModel, text: str, request: str, vectors: np.ndarray | None,
                 probabilities: np.ndarray, compound: float) -> str:
-    """The learned urgency where the model has one, else the rules; never below what the rules call urgent
-    (fraud, a legal threat, money taken again: a missed urgent ticket costs more than an early one)."""
-    ruled = urgency_by_rules(text, compound)
+    """The learned urgency where the model has one, else the rules; urgent whenever fraud or a legal threat
+    is named (a missed urgent ticket costs more than an early one). Words such as "immediately" alone do not
+    override the learned urgency: customers write them about newsletters too."""
     if model.urgency is None or vectors is None:
-        return ruled
+        return urgency_by_rules(text, compound)
+    if names_a_costly_case(text):
+        return "urgent"
     [(learned, _p)] = model.urgency.predict([request], vectors, probabilities)
-    return ruled if ruled == "urgent" else learned
+    return learned
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, int]:
