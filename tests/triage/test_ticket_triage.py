@@ -123,6 +123,33 @@ def test_a_ticket_set_is_read_from_jsonl_with_clear_errors(tmp_path: Path) -> No
         evals.read_labelled(tmp_path / "x.csv")
 
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def test_the_evaluation_tickets_cover_the_taxonomy_in_five_languages_and_are_never_trained_on() -> None:
+    intents = {i["name"] for i in json.loads((FIXTURES / "bitext" / "intents.json").read_text())} | {"other"}
+    sets = {name: evals.read_labelled(FIXTURES / "triage_eval" / f"{name}.jsonl") for name in ("tickets", "varied")}
+    every = [row for rows in sets.values() for row in rows]
+    assert len(sets["tickets"]) >= 150
+    assert {row.label for row in sets["tickets"]} == intents
+    assert all(row.urgency in evals.URGENCY_ORDER for row in every)
+    for rows in sets.values():
+        assert len({row.language for row in rows}) >= 5
+        assert all(len(row.text.split()) >= 15 for row in rows)  # tickets, not one-line utterances
+    ids = [json.loads(line)["id"] for name in sets
+           for line in (FIXTURES / "triage_eval" / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+    assert len(ids) == len(set(ids))
+
+    def normal(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    store = FIXTURES / "store"
+    trained = {normal(f"{t['subject']} {t['body']}") for t in map(json.loads, (store / "labelled_tickets.jsonl")
+                                                                   .read_text().splitlines())}
+    trained |= {normal(line.rsplit(",", 2)[0]) for line in (store / "utterances.csv").read_text().splitlines()}
+    assert not {normal(row.text) for row in every} & trained
+
+
 # --- Learning from the team's labelled tickets -----------------------------------------------------
 
 @pytest.mark.django_db
