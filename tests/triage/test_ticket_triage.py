@@ -60,6 +60,16 @@ def test_urgency_rules_name_the_costly_cases_urgent() -> None:
     assert urgency_by_rules("Can I change the colour of my order?", 0.0) == "normal"
 
 
+def test_only_fraud_or_a_legal_threat_overrides_a_learned_urgency() -> None:
+    from triage.llm.urgency import names_a_costly_case
+
+    assert names_a_costly_case("If this is not fixed I will ask my bank for a chargeback")
+    assert names_a_costly_case("Je n'ai pas passé cette commande, c'est une fraude")
+    # Words a rule calls urgent, but which customers also write about newsletters, leave the learned urgency be.
+    assert urgency_by_rules("Remove this address from your mailing list immediately.", 0.0) == "urgent"
+    assert not names_a_costly_case("Remove this address from your mailing list immediately.")
+
+
 def test_the_urgency_model_learns_from_labelled_tickets() -> None:
     texts = (["You charged my card twice and nobody answers"] * 6 + ["Just wondering if you ship to Norway"] * 6
              + ["Please change the size of my order to M"] * 6)
