@@ -5,10 +5,10 @@ labelled tickets, `triage.demo.labelled_load`), trained on this benchmark's own 
 when that data changes. It is scored by the real command (`triage_eval --test … --no-save`) on three ticket
 sets it never trained on:
 
-  tickets   fixtures/triage_eval/tickets.jsonl: 150 tickets, 30 in each of es, fr, de, pt, it (every
+  tickets   fixtures/triage_eval/tickets.jsonl: 180 tickets, 30 in each of en, es, fr, de, pt, it (every
             intent once per language, 3 `other`)
-  varied    fixtures/triage_eval/varied.jsonl: 48 tickets written from random seeds (persona, shape,
-            intent), en, es, fr, de, pt, it and nl
+  varied    fixtures/triage_eval/varied.jsonl: 84 tickets written from random seeds (persona, shape,
+            intent, urgency), en, es, fr, de, pt, it and nl
   store     fixtures/draft_eval/store_tickets.jsonl: the 42 tickets of the draft-quality set, written
             by another author, mostly English
 
