@@ -49,9 +49,8 @@ def taxonomy_load(*, intents_path: Path, utterances_path: Path) -> int:
 def labelled_load(*, utterances_path: Path, tickets_path: Path) -> int:
     """The store's own labelled data: short requests in the languages its customers write (CSV: utterance,
     intent, language) and whole tickets with intent and urgency (JSONL: subject, body, intent, urgency).
-    Loaded once; returns how many examples were added."""
-    if IntentExample.objects.filter(source=IntentExample.Source.TICKET).exists():
-        return 0
+    Only examples not yet in the database are added (by text), so a grown fixture reaches a demo seeded
+    before; returns how many were added."""
     intents = {i.name: i for i in Intent.objects.all()}
     intents.setdefault(OTHER_INTENT, learning.intent_other())
     with utterances_path.open(encoding="utf-8", newline="") as handle:
@@ -64,8 +63,11 @@ def labelled_load(*, utterances_path: Path, tickets_path: Path) -> int:
                 examples.append(IntentExample(
                     intent=intents[item["intent"]], text=f"{' '.join(item['subject'].split())}\n{item['body']}".strip(),
                     source=IntentExample.Source.TICKET, urgency=item.get("urgency", "")))
-    IntentExample.objects.bulk_create(examples)
-    return len(examples)
+    present = set(IntentExample.objects.filter(
+        source__in=(IntentExample.Source.SEED, IntentExample.Source.TICKET)).values_list("source", "text"))
+    fresh = list({(e.source, e.text): e for e in examples if (e.source, e.text) not in present}.values())
+    IntentExample.objects.bulk_create(fresh)
+    return len(fresh)
 
 
 def users_ensure(*, password_agent: str, password_admin: str) -> DemoLogins:

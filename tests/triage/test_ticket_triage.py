@@ -163,6 +163,29 @@ def test_the_evaluation_tickets_cover_the_taxonomy_in_five_languages_and_are_nev
 # --- Learning from the team's labelled tickets -----------------------------------------------------
 
 @pytest.mark.django_db
+def test_a_grown_labelled_fixture_adds_only_its_new_tickets_to_a_seeded_database(tmp_path: Path) -> None:
+    from tests.support import data
+    from triage import demo
+
+    data.load_taxonomy(per_intent=2)
+    utterances = tmp_path / "utterances.csv"
+    utterances.write_text("utterance,intent,language\n¿Dónde está mi pedido?,track_order,es\n", encoding="utf-8")
+    first = {"subject": "Pedido NW-1", "body": "¿Dónde está?", "intent": "track_order", "urgency": "normal"}
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text(json.dumps(first) + "\n", encoding="utf-8")
+    assert demo.labelled_load(utterances_path=utterances, tickets_path=tickets) == 2
+
+    second = {"subject": "Factura", "body": "Necesito la factura, por favor.", "intent": "get_invoice",
+              "urgency": "low"}
+    tickets.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n" + json.dumps(second) + "\n",
+                       encoding="utf-8")
+    assert demo.labelled_load(utterances_path=utterances, tickets_path=tickets) == 1
+    rows = IntentExample.objects.filter(source="ticket").order_by("id")
+    assert [(r.intent.name, r.urgency) for r in rows] == [("track_order", "normal"), ("get_invoice", "low")]
+    assert IntentExample.objects.filter(source="seed", text="¿Dónde está mi pedido?").count() == 1
+
+
+@pytest.mark.django_db
 def test_the_team_s_tickets_teach_intent_urgency_and_calibration(client: Any, admin_user: Any) -> None:
     from tests.support import data
     from triage import demo, learning
