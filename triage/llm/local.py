@@ -56,8 +56,13 @@ _EMBED_BATCH = 64
 # The intent is stated early and embedding cost grows with length (at least linearly, up to e5's 512
 # tokens), so only the start of a long ticket is embedded. TF-IDF still reads the whole text.
 _EMBED_CHARS = 1000
-# A ticket's probabilities: this share from its whole request, the rest from its most request-like part.
+# A ticket's probabilities: this share from its whole request, the rest from its parts, each weighted by how
+# much it looks like a request of the taxonomy raised to this power: the most request-like sentence leads,
+# but two sentences that agree outweigh one stray one. Only the strongest part counted (an infinite power)
+# before: on the evaluation tickets powers 3 to 8 all did better (varied 0.68 -> 0.74, store 0.76 -> 0.83,
+# tickets 0.93 -> 0.97 at 4), and a plain mean (power 0) let the story drown the ask (varied 0.58).
 _WHOLE_SHARE = 0.5
+_PART_POWER = 4
 _WHOLE_PARTS = 2
 
 _embed_lock = threading.Lock()
@@ -204,9 +209,9 @@ class LocalIntentModel:
     def probabilities(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """One row of calibrated probabilities over `labels` per text, read as a ticket.
 
-        A ticket with several parts is scored whole and part by part: the part that most looks like a
-        request of the taxonomy (a sentence, or the subject) carries the intent, since greetings, context
-        and asides are scored too but look like none."""
+        A ticket with several parts is scored whole and part by part: the parts that most look like a
+        request of the taxonomy (a sentence, or the subject) carry the intent, since greetings, context
+        and asides are scored too but look like none (`_combine`)."""
         requests = [_request_of(t) for t in texts]
         inputs = [r.text for r in requests]
         vectors = None
@@ -250,9 +255,11 @@ class LocalIntentModel:
                 for row, i in enumerate(best)]
 
     def calibrate(self, texts: list[str], labels: list[str], embeddings: np.ndarray | None = None) -> float:
-        """Fit the fusion weight (the most right answers, then the least loss) and the temperature that makes
-        stated confidence match accuracy (the least negative log-likelihood of the true labels) on these
-        held-back examples; returns the temperature. Labels the model does not know are skipped."""
+        """Fit the fusion weight (the most right answers, then the least loss once tempered) and the
+        temperature that makes stated confidence match accuracy (the least negative log-likelihood of the
+        true labels) on these held-back examples; returns the temperature. Labels the model does not know are
+        skipped. A tie on right answers is common on a few dozen tickets; the loss at the untempered 1.0 then
+        favoured the sharpest mix, not the best one."""
         known = [i for i, label in enumerate(labels) if label in self.labels]
         if not known:
             return self.temperature
@@ -264,11 +271,12 @@ class LocalIntentModel:
         for weight in (_FUSION_WEIGHTS if self.parts.meaning is not None else (self.embedding_weight,)):
             self.embedding_weight = float(weight)
             raw = self.probabilities(rows, vectors)
-            key = (-float(np.mean(raw.argmax(axis=1) == truth)), _loss(raw, truth, 1.0))
+            temperature = float(min(_TEMPERATURES, key=lambda t: _loss(raw, truth, float(t))))
+            key = (-float(np.mean(raw.argmax(axis=1) == truth)), _loss(raw, truth, temperature))
             if best_key is None or key < best_key:
-                best_key, best_weight, best_raw = key, float(weight), raw
+                best_key, best_weight, best_temperature = key, float(weight), temperature
         self.embedding_weight = best_weight
-        self.temperature = float(min(_TEMPERATURES, key=lambda t: _loss(best_raw, truth, float(t))))
+        self.temperature = best_temperature
         return self.temperature
 
     def dumps(self) -> bytes:
@@ -314,9 +322,10 @@ def _temper(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 def _combine(whole: np.ndarray, parts: np.ndarray, other: int | None) -> np.ndarray:
     """A ticket's probabilities from its whole text and its parts' (one row per part)."""
     in_scope = 1.0 - parts[:, other] if other is not None else np.ones(len(parts))
-    strength = in_scope * parts.max(axis=1)
-    best = parts[int(strength.argmax())]
-    return _WHOLE_SHARE * whole + (1 - _WHOLE_SHARE) * best
+    weights = (in_scope * parts.max(axis=1)) ** _PART_POWER
+    total = float(weights.sum())
+    request = weights @ parts / total if total > 0 else parts.mean(axis=0)
+    return _WHOLE_SHARE * whole + (1 - _WHOLE_SHARE) * request
 
 
 def _check_embeddings(embeddings: np.ndarray, rows: int) -> np.ndarray:
