@@ -42,6 +42,20 @@ def test_a_one_line_request_is_read_as_it_is() -> None:
     assert local.model_input("Hi, where is my parcel?") == "where is my parcel?"
 
 
+def test_a_ticket_s_sentences_vote_by_how_much_each_looks_like_a_request() -> None:
+    # Labels: cancel_order, track_order, other. One sentence leans to cancelling; two agree on tracking; a
+    # greeting-like aside looks like nothing in the taxonomy and hardly counts.
+    whole = np.array([1 / 3, 1 / 3, 1 / 3])
+    parts = np.array([[0.86, 0.09, 0.05], [0.08, 0.82, 0.10], [0.10, 0.80, 0.10], [0.45, 0.05, 0.50]])
+    combined = local._combine(whole, parts, other=2)
+    assert combined.argmax() == 1 and combined.sum() == pytest.approx(1.0)
+    # A single clear request among asides still leads.
+    alone = local._combine(whole, parts[[0, 3]], other=2)
+    assert alone.argmax() == 0 and alone[0] > 0.5
+    # Parts that all look out of scope leave "other" in front.
+    assert local._combine(whole, np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]), other=2).argmax() == 2
+
+
 @pytest.mark.parametrize(("text", "family"), [
     ("Me habéis cobrado dos veces el mismo pedido", "money"),
     ("Ich komme nicht mehr in mein Konto", "access"),
