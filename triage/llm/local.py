@@ -88,6 +88,12 @@ _CACHE_LIMIT = 10_000
 _cache: dict[str, np.ndarray] = {}
 
 
+def embeddings_forget() -> None:
+    """Drop this process's reused vectors (a benchmark timing texts as if never seen)."""
+    with _embed_lock:
+        _cache.clear()
+
+
 def embed_texts(texts: list[str]) -> np.ndarray:
     """Unit-length multilingual-e5-small vectors of tickets, one row per text (the model's input)."""
     model = _get_embedder()
