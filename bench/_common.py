@@ -6,6 +6,7 @@ that made them) and prints its headline figures' ratios to the previous run's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -155,10 +156,8 @@ def embedded_service_pids() -> dict[str, int]:
     pids = {}
     for name, path in (("postgres", devservices.pg_data_dir() / "postmaster.pid"),
                        ("redis", devservices.redis_dir() / "redis.pid")):
-        try:
+        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
             pids[name] = int(path.read_text().split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            pass
     return pids
 
 

@@ -44,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import free_port, machine, percentile, report
+from bench._common import free_port, machine, percentile, report  # noqa: E402 (after the path is set)
 
 IN_FLIGHT = ("new", "classifying", "routing", "drafting")
 
@@ -110,7 +110,7 @@ class Worker:
         # The scheduler (the sweeper) runs as a process of its own, as in a deployment with several workers:
         # the kills below are the worker's, and a worker's pool processes are then only its pool.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "triage", "worker", "-Q", "pipeline", "--concurrency", "2",
+            [sys.executable, "-m", "celery", "-A", "triage", "worker", "-Q", "pipeline,jobs,email", "--concurrency", "2",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--hostname", f"chaos-{self.starts}@%h"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -206,7 +206,7 @@ def approve_drafts(every: int, stop: threading.Event, approved: list[int]) -> No
                     with contextlib.suppress(ApplicationError):
                         services.draft_approve(ticket_id=ticket_id, draft_id=draft_id, user=agent, final_text=None)
                         approved.append(ticket_id)
-        except Exception:  # noqa: BLE001 - the database is restarting: try again on a fresh connection
+        except Exception:
             connection.close()
         stop.wait(1.0)
     connection.close()
@@ -329,7 +329,7 @@ def drive(args: argparse.Namespace, rng: random.Random, port: int, api_key: str,
     while time.monotonic() < deadline:
         try:
             current = pipeline_state()
-        except Exception:  # noqa: BLE001 - the database may still be coming back
+        except Exception:
             connection.close()
             time.sleep(1)
             continue

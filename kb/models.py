@@ -102,6 +102,9 @@ class Chunk(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"chunk {self.ordinal} of article {self.article_id} v{self.article_version}"
+
 
 class ReembedJob(models.Model):
     """Re-embedding every chunk whose vector another model or dimension produced; one runs at a time."""
@@ -130,6 +133,9 @@ class ReembedJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"re-embed job {self.pk} ({self.status})"
 
     @property
     def active(self) -> bool:

@@ -52,12 +52,13 @@ def celery_worker(django_db_setup: None, django_db_blocker: Any, smtp_server: An
         "EMAIL_PORT": str(smtp_server.port),
         "DB_CONN_MAX_AGE": "0",
     })
-    log = open(ROOT / ".tierdesk" / "test-worker.log", "w") if (ROOT / ".tierdesk").exists() else subprocess.DEVNULL
+    # Open for the worker's whole life (the session); closed by the interpreter when the session ends.
+    log = open(ROOT / ".tierdesk" / "test-worker.log", "w") if (ROOT / ".tierdesk").exists() else subprocess.DEVNULL  # noqa: SIM115
     # TIERDESK_TEST_WORKER_POOL=threads runs the worker tests on the threads pool (see TIERDESK_WORKER_POOL).
     pool = os.environ.get("TIERDESK_TEST_WORKER_POOL", "prefork")
     concurrency = "8" if pool == "threads" else "2"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "triage", "worker", "-Q", "pipeline", "--pool", pool,
+        [sys.executable, "-m", "celery", "-A", "triage", "worker", "-Q", "pipeline,jobs,email", "--pool", pool,
          "--concurrency", concurrency, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
          "--hostname", f"test-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

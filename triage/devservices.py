@@ -7,6 +7,7 @@ exactly those processes. `stop PID...` stops them again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -165,10 +166,8 @@ def start() -> Started:
 def stop(pids: list[int], timeout: float = 20.0) -> None:
     # SIGINT is PostgreSQL's "fast" shutdown; Redis treats it like SIGTERM and flushes its AOF.
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
         time.sleep(0.1)

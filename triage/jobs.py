@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
@@ -94,6 +95,13 @@ def job_run(*, job_id: int) -> None:
             raise ApplicationError(f"unknown job kind {job.kind!r}")
     except ApplicationError as exc:
         Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, error=str(exc), finished_at=timezone.now())
+        return
+    except SoftTimeLimitExceeded:
+        minutes = settings.JOB_TIME_LIMIT_S / 60
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(),
+            error=f"stopped after the time limit of {minutes:g} minutes (TIERDESK_JOB_TIME_LIMIT_S); "
+                  "try a smaller run, or raise the limit")
         return
     except Exception as exc:
         logger.exception("job %s (%s) failed", job.pk, job.kind)

@@ -13,9 +13,9 @@ from django.db.models import Q, QuerySet
 
 from triage.access import is_admin, user_groups
 from triage.blanks import blanks
-from triage.llm import replies
 from triage.controls import audit
 from triage.errors import ApplicationError
+from triage.llm import replies
 from triage.models import Macro, Message, Ticket
 
 PLACEHOLDERS = ("first_name", "last_name", "email", "order_number", "amount", "ticket_token", "agent_name")

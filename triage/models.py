@@ -143,6 +143,9 @@ class IntentExample(models.Model):
     embedding = VectorField(dimensions=LOCAL_EMBEDDING_DIM, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"{self.source} example of intent {self.intent_id}: {self.text[:40]}"
+
 
 class Contract(models.Model):
     """One version of an intent's routing contract (intent NULL: the default). Rows are never edited."""
@@ -173,6 +176,9 @@ class Contract(models.Model):
                                    name="contract_quality_bar_0_1"),
         ]
 
+    def __str__(self) -> str:
+        return f"contract v{self.version} for intent {self.intent_id}"
+
 
 class Switches(models.Model):
     """The admin's runtime switches: one row, its version bumped on every change."""
@@ -192,6 +198,9 @@ class Switches(models.Model):
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"switches v{self.version}"
+
 
 class AuditEvent(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -204,6 +213,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type} {self.object_id}"
 
 
 class GateRule(models.Model):
@@ -218,6 +230,9 @@ class GateRule(models.Model):
 
     class Meta:
         ordering = ["category", "name"]
+
+    def __str__(self) -> str:
+        return f"gate rule {self.name}"
 
 
 class PromptVersion(models.Model):
@@ -235,6 +250,9 @@ class PromptVersion(models.Model):
         ordering = ["prompt_id", "-version"]
         constraints = [models.UniqueConstraint(fields=["prompt_id", "version"], name="prompt_version_uniq")]
 
+    def __str__(self) -> str:
+        return f"{self.prompt_id} v{self.version}"
+
 
 class ShadowConfig(models.Model):
     """A candidate run beside production on a share of live tickets; its results never reach an agent."""
@@ -248,6 +266,9 @@ class ShadowConfig(models.Model):
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"shadow {self.name} ({self.step} on {self.tier})"
 
 
 class LocalModel(models.Model):
@@ -282,6 +303,9 @@ class LocalModel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="one_active_local_model"),
         ]
+
+    def __str__(self) -> str:
+        return f"local model v{self.version}"
 
 
 def new_ticket_token() -> str:
@@ -366,15 +390,15 @@ class Ticket(models.Model):
             models.Index(fields=["created_at"], name="ticket_created"),
         ]
 
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.sla_due_at is None:
             from triage import sla
 
             self.sla_due_at = sla.due_at(start=self.created_at, urgency=self.urgency or None)
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.subject}"
 
 
 class IdempotencyRecord(models.Model):
@@ -386,6 +410,9 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_uniq")]
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key}"
 
 
 class TriageRun(models.Model):
@@ -407,6 +434,9 @@ class TriageRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"triage run {self.pk} of ticket {self.ticket_id} ({self.tier})"
+
 
 class RouteDecision(models.Model):
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="route_decisions")
@@ -427,6 +457,9 @@ class RouteDecision(models.Model):
         ordering = ["-created_at", "-id"]
         # The dashboard reads a period's decisions without scanning every one ever made.
         indexes = [models.Index(fields=["created_at"], name="routedecision_created")]
+
+    def __str__(self) -> str:
+        return f"route of ticket {self.ticket_id}: {self.lane}"
 
 
 class ModelCall(models.Model):
@@ -456,6 +489,9 @@ class ModelCall(models.Model):
         ordering = ["created_at", "id"]
         # The dashboard reads a period's calls without scanning every one ever made.
         indexes = [models.Index(fields=["created_at"], name="modelcall_created")]
+
+    def __str__(self) -> str:
+        return f"{self.step} call on {self.tier} for ticket {self.ticket_id}"
 
 
 class Message(models.Model):
@@ -493,6 +529,9 @@ class Message(models.Model):
                                     name="message_provider_event_once"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.direction} message {self.pk} of ticket {self.ticket_id}"
+
 
 class MessageAttachment(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
@@ -503,6 +542,9 @@ class MessageAttachment(models.Model):
     inline = models.BooleanField(default=False)
     # Stored with Django's storage, outside the database.
     file = models.FileField(upload_to="attachments/%Y/%m/%d/", max_length=500)
+
+    def __str__(self) -> str:
+        return f"attachment {self.filename} of message {self.message_id}"
 
 
 class Draft(models.Model):
@@ -541,6 +583,9 @@ class Draft(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"draft {self.pk} of ticket {self.ticket_id}"
+
 
 class ReplyMemory(models.Model):
     """A reply worth starting from: a reference reply shipped for the taxonomy, or one an agent sent.
@@ -578,6 +623,9 @@ class ReplyMemory(models.Model):
         ]
         indexes = [models.Index(fields=["intent", "language", "active"], name="replymemory_lookup")]
 
+    def __str__(self) -> str:
+        return f"remembered {self.language} reply for intent {self.intent_id}"
+
 
 class Macro(models.Model):
     """A saved reply with placeholders, managed by admins, inserted by agents in the composer."""
@@ -613,6 +661,9 @@ class Citation(models.Model):
     class Meta:
         ordering = ["marker"]
 
+    def __str__(self) -> str:
+        return f"citation of {self.article_slug} in draft {self.draft_id}"
+
 
 class GateResult(models.Model):
     """One output gate's verdict on one draft attempt, for pass/fail counts per gate and tier."""
@@ -628,6 +679,9 @@ class GateResult(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"gate {self.gate} {'passed' if self.passed else 'failed'} on ticket {self.ticket_id}"
 
 
 class ShadowResult(models.Model):
@@ -649,6 +703,9 @@ class ShadowResult(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["config", "ticket"], name="shadow_result_once")]
+
+    def __str__(self) -> str:
+        return f"shadow result of {self.config_id} on ticket {self.ticket_id}"
 
 
 class ReviewAction(models.Model):
@@ -680,6 +737,9 @@ class ReviewAction(models.Model):
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["created_at"], name="review_created")]
 
+    def __str__(self) -> str:
+        return f"{self.action} on ticket {self.ticket_id}"
+
 
 class OutboundEmail(models.Model):
     """One reply to send; the row is the outbox, claimed by a task so a retry cannot send twice."""
@@ -708,6 +768,9 @@ class OutboundEmail(models.Model):
     bounced_at = models.DateTimeField(null=True, blank=True)
     bounce_detail = models.TextField(blank=True)
 
+    def __str__(self) -> str:
+        return f"email to {self.to_email} for ticket {self.ticket_id}"
+
 
 class Correction(models.Model):
     """An agent's correction of the classification: who, when, old and new value, and how long after triage."""
@@ -730,6 +793,9 @@ class Correction(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["field", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.field} corrected on ticket {self.ticket_id}: {self.old_value} -> {self.new_value}"
 
 
 class Job(models.Model):
@@ -767,6 +833,9 @@ class Job(models.Model):
                                     name="one_pending_training"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"
+
 
 class EvalRun(models.Model):
     """One offline evaluation (classification, retrieval or replay), kept so runs can be compared over time."""
@@ -792,6 +861,9 @@ class EvalRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.kind} eval {self.name or self.pk}"
+
 
 class TicketNote(models.Model):
     """An agent's internal note on a ticket: never sent to the customer, never shown to a model."""
@@ -803,6 +875,9 @@ class TicketNote(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on ticket {self.ticket_id}"
 
 
 class SlaPolicy(models.Model):
@@ -822,6 +897,9 @@ class SlaPolicy(models.Model):
     warn_percent = models.PositiveSmallIntegerField(default=25)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "SLA policy"
 
     def minutes_for(self, urgency: str | None) -> int:
         return int(getattr(self, f"{urgency or 'normal'}_minutes"))

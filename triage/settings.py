@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from triage import devservices
 
@@ -75,7 +76,7 @@ DATABASE_URL = envstr("DATABASE_URL") or devservices.default_database_url()
 # that is not its own.
 SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
-    _embedded = DATABASE_URL == devservices.default_database_url()
+    _embedded = devservices.default_database_url() == DATABASE_URL
     if not (DEBUG or _embedded) or envbool("TIERDESK_REQUIRE_SECRET_KEY", False):
         raise ImproperlyConfigured(
             "SECRET_KEY must be set in the environment "
@@ -228,6 +229,16 @@ if _proxy_header:
     if not (_eq and _name.strip() and _value.strip()):
         raise ImproperlyConfigured(f"TIERDESK_PROXY_SSL_HEADER must be Name=value, not {_proxy_header!r}")
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip())
+# Tests only: `./run test` sets TIERDESK_TEST_FAST_HASHING, so the users the suite creates and signs in (and
+# those of the servers it starts) are hashed with MD5 rather than PBKDF2's million rounds, about 0.3 s each
+# on 2 cores. Passwords hashed either way still verify. A deployment (TIERDESK_HTTPS) refuses it.
+if envbool("TIERDESK_TEST_FAST_HASHING", False):
+    if HTTPS:
+        raise ImproperlyConfigured("TIERDESK_TEST_FAST_HASHING is for the test suite; unset it in a deployment")
+    PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
 # Healthchecks from a load balancer arrive over plain HTTP on the internal network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 X_FRAME_OPTIONS = "DENY"
@@ -346,8 +357,29 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "pipeline"
+# Three queues, so a long background job (a retrain, an eval, a re-embed) never holds up the tickets behind
+# it, and replies and reset links keep leaving while a model server is slow. A worker consumes every queue
+# named here unless told otherwise; a deployment can give each its own worker (`celery worker -Q jobs`).
+CELERY_TASK_QUEUES = (Queue("pipeline"), Queue("jobs"), Queue("email"))
+CELERY_TASK_ROUTES = {
+    "triage.run_job": {"queue": "jobs"},
+    "triage.retrain_local_model": {"queue": "jobs"},
+    "kb.reembed_chunks": {"queue": "jobs"},
+    "triage.send_outbound_email": {"queue": "email"},
+    "triage.send_password_reset": {"queue": "email"},
+}
 # The web process publishes with one try instead (triage/wsgi.py).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_VISIBILITY_TIMEOUT_S = envint("CELERY_VISIBILITY_TIMEOUT", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
+# A background job is stopped after this long (the job is marked failed, saying so) and killed a minute
+# later if it does not stop. Both stay under the broker's visibility timeout, after which Redis would hand
+# the message to a second worker while the first still runs it. Enforced by the prefork and solo pools.
+JOB_TIME_LIMIT_S = envint("TIERDESK_JOB_TIME_LIMIT_S", 45 * 60)
+if not 0 < JOB_TIME_LIMIT_S <= CELERY_VISIBILITY_TIMEOUT_S - 120:
+    raise ImproperlyConfigured(
+        f"TIERDESK_JOB_TIME_LIMIT_S must be positive and at least 120 s under CELERY_VISIBILITY_TIMEOUT "
+        f"({CELERY_VISIBILITY_TIMEOUT_S} s), not {JOB_TIME_LIMIT_S}"
+    )
 # How the worker runs its tasks. prefork (a process each) suits the local engine, whose work is CPU. A step on
 # a model server spends seconds waiting for its answer, and threads wait cheaply: one process, one copy of the
 # models and libraries, a database connection per thread while it runs a task (so PostgreSQL's max_connections

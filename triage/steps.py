@@ -83,7 +83,7 @@ def text_redacted(*, subject: str, body: str, from_name: str,
     # One redaction over all fields so one value gets one placeholder wherever it appears.
     names = [from_name] if from_name.strip() else []
     redaction = policy.redact(f"{from_name}\n{subject}\n{body}", names=names)
-    name, redacted_subject, redacted_body = (redaction.text.split("\n", 2) + ["", ""])[:3]
+    name, redacted_subject, redacted_body = ([*redaction.text.split("\n", 2), "", ""])[:3]
     text = tiers.TicketText(subject=subject, body=body, from_name=from_name,
                             redacted_subject=redacted_subject, redacted_body=redacted_body, redacted_from_name=name,
                             from_email=from_email)

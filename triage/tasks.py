@@ -4,10 +4,13 @@ run twice."""
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from triage import accounts, reply_memory, services, steps
 
 PIPELINE = {"acks_late": True, "reject_on_worker_lost": True}
+# Background jobs (the "jobs" queue, settings.CELERY_TASK_ROUTES) stop at the soft limit, die at the hard one.
+JOB_LIMITS = {"soft_time_limit": settings.JOB_TIME_LIMIT_S, "time_limit": settings.JOB_TIME_LIMIT_S + 60}
 
 
 # The task id names the delivery: a redelivery of the same message may take over its step at once, a second
@@ -65,14 +68,14 @@ def requeue_stalled_work() -> int:
     return services.stalled_work_requeue()
 
 
-@shared_task(name="triage.run_job", **PIPELINE)
+@shared_task(name="triage.run_job", **PIPELINE, **JOB_LIMITS)
 def run_job(job_id: int) -> None:
     from triage.jobs import job_run
 
     job_run(job_id=job_id)
 
 
-@shared_task(name="triage.retrain_local_model", acks_late=True)
+@shared_task(name="triage.retrain_local_model", acks_late=True, **JOB_LIMITS)
 def retrain_local_model() -> None:
     from triage.learning import training_scheduled
 

@@ -7,7 +7,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
 application = get_wsgi_application()
 
-from triage.celery import app as celery_app
+from triage.celery import app as celery_app  # noqa: E402 (Django is set up first)
 
 # A web request that queues a ticket's triage tries the broker once: kombu would otherwise wait 2 s and try
 # again, so intake with Redis down would take seconds instead of milliseconds. The ticket is stored either way

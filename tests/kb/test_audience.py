@@ -28,7 +28,7 @@ def test_a_new_article_is_public_and_internal_must_be_said() -> None:
 
 
 def test_an_unknown_audience_is_refused_in_words() -> None:
-    with pytest.raises(ArticleError, match="public .*or internal"):
+    with pytest.raises(ArticleError, match=r"public .*or internal"):
         article_create(actor=None, title="Returns", body=RETURNS, audience="everyone")
     assert not Article.objects.exists()
 

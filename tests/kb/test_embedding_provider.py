@@ -48,7 +48,7 @@ def test_articles_are_embedded_through_the_endpoint_and_record_the_model(server:
 
 def test_a_failing_endpoint_is_a_clear_error(server: ScriptedOpenAI) -> None:
     server.embedding_replies.append(Reply(status=401, body={"error": {"message": "bad key"}}))
-    with openai_settings(server), pytest.raises(EmbeddingError, match="scripted-embed.*HTTP 401"):
+    with openai_settings(server), pytest.raises(EmbeddingError, match=r"scripted-embed.*HTTP 401"):
         embed_passages(["hello"])
 
 

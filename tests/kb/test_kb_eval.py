@@ -89,5 +89,5 @@ def test_bad_files_get_an_error_with_the_line_number(
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match="nowhere.jsonl: no such file"):
+    with pytest.raises(CommandError, match=r"nowhere\.jsonl: no such file"):
         call_command("kb_eval", "--kb", str(tmp_path / "nowhere.jsonl"), "--queries", str(tmp_path / "q.jsonl"))

@@ -57,11 +57,11 @@ def ui_routes() -> list[Any]:
 def test_only_the_webhooks_and_the_api_are_exempt_from_csrf() -> None:
     exempt = set()
     for route in every_route():
-        callback = resolve(route.path({k: "1" for k in route.parameters})).func
+        callback = resolve(route.path(dict.fromkeys(route.parameters, "1"))).func
         if getattr(callback, "csrf_exempt", False):
             exempt.add(route.name)
     assert exempt <= WEBHOOK | API | PUBLIC
-    assert WEBHOOK <= exempt
+    assert exempt >= WEBHOOK
 
 
 @pytest.mark.parametrize("token", [None, "forged-token-forged-token-forged-token-forged-token-1234"])

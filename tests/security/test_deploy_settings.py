@@ -32,6 +32,7 @@ CLEARED = (
     "CSRF_COOKIE_SECURE",
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
+    "TIERDESK_TEST_FAST_HASHING",
 )
 
 
@@ -79,3 +80,19 @@ def test_the_https_switch_and_proxy_header_reach_django() -> None:
 def test_a_malformed_setting_refuses_to_start_with_its_name() -> None:
     result = run(["manage.py", "check"], **{**PRODUCTION, "TIERDESK_RATE_API_KEY": "lots"})
     assert result.returncode != 0 and "TIERDESK_RATE_API_KEY" in result.stderr
+
+
+def test_the_test_suites_fast_password_hashing_is_refused_in_a_deployment() -> None:
+    result = run(["manage.py", "check"], **{**PRODUCTION, "TIERDESK_TEST_FAST_HASHING": "1"})
+    assert result.returncode != 0 and "TIERDESK_TEST_FAST_HASHING" in result.stderr
+    script = ("import django; django.setup(); from django.conf import settings as s; "
+              "print(s.PASSWORD_HASHERS[0].rsplit('.', 1)[-1])")
+    plain = run(["-c", script], DJANGO_SETTINGS_MODULE="triage.settings")
+    fast = run(["-c", script], DJANGO_SETTINGS_MODULE="triage.settings", TIERDESK_TEST_FAST_HASHING="1")
+    assert (plain.stdout.split()[-1], fast.stdout.split()[-1]) == ("PBKDF2PasswordHasher", "MD5PasswordHasher"), (
+        plain.stderr + fast.stderr)
+
+
+def test_a_job_time_limit_beyond_the_brokers_visibility_timeout_is_refused() -> None:
+    result = run(["manage.py", "check"], **{**PRODUCTION, "TIERDESK_JOB_TIME_LIMIT_S": "3590"})
+    assert result.returncode != 0 and "TIERDESK_JOB_TIME_LIMIT_S must be positive" in result.stderr

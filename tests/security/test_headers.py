@@ -89,10 +89,7 @@ INLINE = [
 
 def has_event_filter(text: str) -> bool:
     """An hx-trigger with a [filter] after an event; a from:selector[attr] is CSS, not code."""
-    for spec in re.findall(r"hx-trigger=\"([^\"]*)\"", text):
-        if "[" in re.sub(r"from:\S+", "", spec):
-            return True
-    return False
+    return any("[" in re.sub(r"from:\S+", "", spec) for spec in re.findall(r"hx-trigger=\"([^\"]*)\"", text))
 
 
 def test_no_template_has_inline_script_or_style() -> None:

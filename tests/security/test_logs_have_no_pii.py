@@ -92,7 +92,7 @@ def test_the_broker_down_warning_and_its_traceback_are_clean(
 
     monkeypatch.setattr(tasks.classify_ticket, "apply_async", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        ticket, _ = services.ticket_create(
+        _ticket, _ = services.ticket_create(
             subject=f"Call me on {PHONE}", body=f"Card {CARD}", from_email=EMAIL
         )
     text = log_output.getvalue()

@@ -114,7 +114,7 @@ def routes_in(names: set[str]) -> list[Route]:
 
 def ids(samples: dict[str, str], *, missing: bool = False) -> dict[str, str]:
     return {
-        k: MISSING_ID if missing and k.endswith("_id") or missing and k == "version" else v
+        k: MISSING_ID if (missing and k.endswith("_id")) or (missing and k == "version") else v
         for k, v in samples.items()
     }
 

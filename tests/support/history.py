@@ -170,7 +170,7 @@ def _batch(rng: random.Random, size: int, *, days: float, now: datetime, intents
         for (t, _, p), draft in zip(drafted, drafts, strict=True) if p["action"]
     )
     corrections = []
-    for t, r, p in zip(rows, runs, plans, strict=True):
+    for t, r, _p in zip(rows, runs, plans, strict=True):
         if rng.random() < 0.07:
             field = rng.choices(["intent", "urgency", "sentiment"], weights=[55, 30, 15])[0]
             seconds = rng.randint(20, 300) if rng.random() < 0.55 else rng.randint(301, 7200)

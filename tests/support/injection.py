@@ -503,10 +503,7 @@ def encoded_items(count: _Counter) -> Iterator[Item]:
         n = count()
         goal = GOALS[(i + 1) % len(GOALS)]
         kind = kinds[i % len(kinds)]
-        if kind.startswith(("encoded-word", "cte-")):
-            channel = "mime"
-        else:
-            channel = CHANNELS[i % 3]
+        channel = "mime" if kind.startswith(("encoded-word", "cte-")) else CHANNELS[i % 3]
         subject, cover = COVERS[n % len(COVERS)]
         ask = _instruction(goal, n)
         contact, pii = _contact(n)

@@ -7,6 +7,7 @@ chunked body cut off before its last chunk.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -179,10 +180,8 @@ class ScriptedOpenAI:
                 if reply.reset:
                     self._reset()
                     return
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
                     self._answer(reply)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout under test)
 
             def _reset(self) -> None:
                 # SO_LINGER with a zero timeout makes close() send RST instead of FIN. The read buffer holds a

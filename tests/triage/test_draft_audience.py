@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from kb.models import Article
 from tests.support import data
-from tests.support.scripted_openai import scripted_tiers, Reply, ScriptedOpenAI, completion
+from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, scripted_tiers
 from triage import controls, learning, reply_memory, services, steps
 from triage.models import Draft, GateResult, Intent, ReplyMemory, ReviewAction, Ticket
 

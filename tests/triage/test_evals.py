@@ -72,7 +72,7 @@ def test_triage_eval_trains_a_model_for_the_run_only_and_writes_its_report(split
 
 @pytest.mark.django_db
 def test_triage_eval_refuses_bad_input_with_a_clear_message(split: tuple[Path, Path], tmp_path: Path) -> None:
-    train, test = split
+    _train, test = split
     with pytest.raises(CommandError, match="no column 'utterance'; the columns are: text, label"):
         call_command("triage_eval", "--test", str(test), "--text-column", "utterance", "--label-column", "label")
     with pytest.raises(CommandError, match="no such file"):

@@ -123,7 +123,7 @@ def test_a_worse_model_is_kept_out_unless_forced() -> None:
 
     second = learning.local_model_train()
 
-    assert not second.active and "kept v%d" % first.version in second.decision
+    assert not second.active and f"kept v{first.version}" in second.decision
     assert second.metrics["macro_f1"] < second.metrics["active_macro_f1"]
     assert LocalModel.objects.get(active=True) == first
     forced = learning.local_model_train(force=True)
@@ -211,3 +211,40 @@ def test_a_job_left_queued_or_on_a_dead_worker_is_queued_again(monkeypatch: pyte
     job_run(job_id=failing.pk)
     failing.refresh_from_db()
     assert (failing.status, failing.error) == ("failed", "there are no classified tickets to replay")
+
+
+@pytest.mark.django_db
+def test_a_job_stopped_at_its_time_limit_fails_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from triage import evals
+    from triage.jobs import job_run
+
+    def too_long(**kwargs: Any) -> dict[str, Any]:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(evals, "replay", too_long)
+    job = Job.objects.create(kind="replay", params={"tier": "mini", "limit": 5, "name": "r"})
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and job.finished_at is not None
+    assert job.error.startswith("stopped after the time limit of 45 minutes (TIERDESK_JOB_TIME_LIMIT_S)")
+
+
+def test_background_jobs_and_mail_have_their_own_queues_and_jobs_a_time_limit() -> None:
+    from django.conf import settings
+
+    from kb import tasks as kb_tasks
+    from triage import tasks
+    from triage.celery import app
+
+    names = ["triage.classify_ticket", "triage.route_ticket", "triage.draft_ticket", "triage.shadow_ticket",
+             "triage.remember_reply", "triage.requeue_stalled_work", "triage.run_job",
+             "triage.retrain_local_model", "kb.reembed_chunks", "triage.send_outbound_email",
+             "triage.send_password_reset"]
+    queues = {name: app.amqp.router.route({}, name)["queue"].name for name in names}
+    assert queues == {**dict.fromkeys(names[:6], "pipeline"), **dict.fromkeys(names[6:9], "jobs"),
+                      **dict.fromkeys(names[9:], "email")}
+    assert {queue.name for queue in app.amqp.queues.values()} == {"pipeline", "jobs", "email"}
+    for task in (tasks.run_job, tasks.retrain_local_model, kb_tasks.reembed_chunks):
+        assert 0 < task.soft_time_limit < task.time_limit < settings.CELERY_VISIBILITY_TIMEOUT_S

@@ -150,9 +150,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedOpenAI]:
     monkeypatch.setattr(_base_client, "INITIAL_RETRY_DELAY", 0.02)
     for tier in ("nano", "mini", "large"):
         breaker.reset(tier)
-    with ScriptedOpenAI() as s:
-        with override_settings(TIERS=tier_settings(s, timeout=TIMEOUT, max_retries=MAX_RETRIES)):
-            yield s
+    with ScriptedOpenAI() as s, override_settings(TIERS=tier_settings(s, timeout=TIMEOUT, max_retries=MAX_RETRIES)):
+        yield s
     for tier in ("nano", "mini", "large"):
         breaker.reset(tier)
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
 from tests.support import data
-from tests.support.scripted_openai import scripted_tiers, Reply, ScriptedOpenAI, completion, tier_settings
+from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, scripted_tiers, tier_settings
 from triage import controls, learning, steps
 from triage.llm import breaker
 from triage.models import (

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from tests.support import data
-from tests.support.scripted_openai import scripted_tiers, ScriptedOpenAI, completion
+from tests.support.scripted_openai import ScriptedOpenAI, completion, scripted_tiers
 from triage import controls, learning, services, steps
 from triage.errors import ApplicationError
 from triage.models import (

@@ -217,7 +217,7 @@ def test_the_team_s_tickets_teach_intent_urgency_and_calibration(client: Any, ad
 
     metrics = model.metrics
     assert metrics["calibration"]["on"] == "tickets" and metrics["calibration"]["n"] >= learning.MIN_CALIBRATION_TICKETS
-    assert 0 < metrics["temperature"] and 0 <= metrics["calibration"]["ece"] < 1
+    assert metrics["temperature"] > 0 and 0 <= metrics["calibration"]["ece"] < 1
     assert sum(b["n"] for b in metrics["calibration"]["bands"]) == metrics["calibration"]["n"]
     assert metrics["urgency"]["learned"] and metrics["urgency"]["examples"] >= 80
     active = services.local_model_active()

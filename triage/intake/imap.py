@@ -7,6 +7,7 @@ folder, and the next poll's ingest recognises its Message-ID as a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import ssl
@@ -91,8 +92,6 @@ def poll(mailbox: Mailbox, *, max_attachment_bytes: int, max_attachments: int, l
         if mailbox.move_to and not can_move:
             client.expunge()
     finally:
-        try:
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
             client.logout()
-        except (OSError, imaplib.IMAP4.error):
-            pass
     return PollResult(taken=taken, duplicates=duplicates, refused=refused)

@@ -332,7 +332,7 @@ def _message_part_body(part: Message) -> bytes | None:
     # part and cutting its own header block off gives back the body as it was sent.
     try:
         data = part.as_bytes()
-    except Exception:  # noqa: BLE001 - the generator can fail on parts the parser only half understood
+    except Exception:
         return None
     ends = [(index, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (index := data.find(sep)) >= 0]
     if not ends:
@@ -526,7 +526,7 @@ def _decode_encoded_words(value: str) -> str:
     # decode_header raises on malformed words: binascii errors, unknown charsets, HeaderParseError.
     try:
         return str(make_header(decode_header(value)))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return value
 
 
@@ -538,7 +538,7 @@ def _header_text(name: str, value: object) -> str:
     if "=?" in text:
         try:
             text = str(policy.default.header_factory(name, text))
-        except Exception:  # noqa: BLE001 - the header registry has known crash bugs on malformed input
+        except Exception:
             text = _decode_encoded_words(text)
         text = _fix_surrogates(text)
     text = _WS_RE.sub(" ", _HEADER_CONTROL_RE.sub(" ", text)).strip()
@@ -609,12 +609,8 @@ def _ids(value: str | Sequence[str] | None) -> list[str]:
     found: dict[str, None] = {}
     for item in values:
         item = _HEADER_CONTROL_RE.sub(" ", _unfold(_fix_surrogates(item)))
-        bracketed = _ID_RE.findall(item)
-        if bracketed:
-            candidates = bracketed
-        else:
-            # Some mailers drop the brackets; a bare token only counts if it looks like an id.
-            candidates = [t.strip("<>,;\"'()[]") for t in item.split() if "@" in t]
+        # Some mailers drop the brackets; a bare token then only counts if it looks like an id.
+        candidates = _ID_RE.findall(item) or [t.strip("<>,;\"'()[]") for t in item.split() if "@" in t]
         for candidate in candidates:
             cleaned = _WS_RE.sub("", candidate).strip("<>")
             if cleaned and len(cleaned) <= 998:
@@ -853,7 +849,7 @@ def _content_type(value: str) -> tuple[str, dict[str, str]]:
     try:
         header: Any = policy.default.header_factory("content-type", value[:_MAX_PART_HEADER_CHARS])
         return str(header.content_type).lower(), {str(k).lower(): str(v) for k, v in header.params.items()}
-    except Exception:  # noqa: BLE001 - the header registry has known crash bugs on malformed input
+    except Exception:
         return value.split(";", 1)[0].strip().lower(), {}
 
 
@@ -863,7 +859,7 @@ def _returned_message_id(text: str, attachments: Sequence[Attachment]) -> str | 
             try:
                 returned = BytesHeaderParser(policy=policy.compat32).parsebytes(attachment.content)
                 ids = _ids(str(returned.get("message-id", "")))
-            except Exception:  # noqa: BLE001 - a returned message is whatever the remote MTA kept
+            except Exception:
                 ids = []
             if ids:
                 return ids[0]
@@ -1137,6 +1133,6 @@ def _safe_call(function: Any, default: Any) -> Any:
     """Calls an `email` accessor that parses a header; the header registry still crashes on some junk."""
     try:
         return function()
-    except Exception:  # noqa: BLE001 - see above: any exception here is a parser bug, not ours to raise
+    except Exception:
         return default
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -663,7 +664,6 @@ class ProviderResponse:
 
 def redis_token_release(url: str, token: str, *, prefix: str = "tierdesk:inbound:token:") -> None:
     """Forget a token whose delivery failed transiently, so the provider's retry of it is not a replay."""
-    try:
+    # On failure the retry will be refused as a replay and logged; nothing more can be done here.
+    with contextlib.suppress(redis.RedisError):
         _redis(url).delete(f"{prefix}{token}")
-    except redis.RedisError:
-        pass  # the retry will then be refused as a replay and logged; nothing more can be done here

@@ -36,4 +36,4 @@ class OpenAIEmbedder:
         return self._embed(texts)
 
     def query(self, text: str) -> np.ndarray:
-        return self._embed([text])[0]
+        return np.asarray(self._embed([text])[0])

@@ -154,7 +154,7 @@ class _Parts:
         words = self.words.predict_proba(texts)
         if self.meaning is None or embeddings is None:
             return words  # type: ignore[no-any-return]
-        return (1 - weight) * words + weight * self.meaning.predict_proba(embeddings)
+        return np.asarray((1 - weight) * words + weight * self.meaning.predict_proba(embeddings))
 
 
 def model_input(text: str) -> str:
@@ -331,7 +331,7 @@ def _combine(whole: np.ndarray, parts: np.ndarray, other: int | None) -> np.ndar
     weights = (in_scope * parts.max(axis=1)) ** _PART_POWER
     total = float(weights.sum())
     request = weights @ parts / total if total > 0 else parts.mean(axis=0)
-    return _WHOLE_SHARE * whole + (1 - _WHOLE_SHARE) * request
+    return np.asarray(_WHOLE_SHARE * whole + (1 - _WHOLE_SHARE) * request)
 
 
 def _check_embeddings(embeddings: np.ndarray, rows: int) -> np.ndarray:

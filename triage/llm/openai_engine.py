@@ -94,7 +94,7 @@ def _tries(exc: openai.APIError, max_retries: int) -> str:
     """How many requests the SDK made, read from the retry count it sends with each one."""
     request = getattr(exc, "request", None)
     try:
-        tries = int(request.headers["x-stainless-retry-count"]) + 1
+        tries = int(request.headers["x-stainless-retry-count"]) + 1  # type: ignore[union-attr]
     except (AttributeError, KeyError, TypeError, ValueError):
         tries = max_retries + 1
     return "1 try" if tries == 1 else f"{tries} tries"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, cast
 
 from django.conf import settings
 
@@ -47,8 +47,18 @@ class TierConfig:
     max_retries: int
 
 
+class TierSettings(TypedDict):
+    """One tier's entry in `settings.TIERS`, read from the environment."""
+
+    model: str
+    base_url: str | None
+    api_key: str | None
+    timeout: float
+    max_retries: int
+
+
 def tier_config(tier: str, *, engine_override: str | None = None, model_override: str = "") -> TierConfig:
-    conf = settings.TIERS[tier]
+    conf = cast(TierSettings, settings.TIERS[tier])
     if conf["api_key"] and engine_override != "local":
         return TierConfig(tier, "openai", model_override or conf["model"], conf["base_url"], conf["api_key"],
                           conf["timeout"], conf["max_retries"])
