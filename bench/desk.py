@@ -22,7 +22,9 @@ from _common import setup_django as setup_embedded
 
 DB = "tierdesk_desk"
 
-WORDS = ["refund", "order", "parcel", "password", "invoice", "address", "card", "charged", "twice", "delivery", "late", "broken", "screen", "subscription", "cancel", "account", "locked", "discount", "coupon", "warranty", "return", "label", "shipping", "customs", "tracking", "number", "payment", "failed", "upgrade", "downgrade", "plan", "receipt", "email", "change", "name"]
+WORDS = ("refund order parcel password invoice address card charged twice delivery late broken screen "
+         "subscription cancel account locked discount coupon warranty return label shipping customs "
+         "tracking number payment failed upgrade downgrade plan receipt email change name").split()
 
 
 def setup_django() -> None:

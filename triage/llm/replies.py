@@ -176,7 +176,8 @@ class Reply:
 
 _WORD = re.compile(r"[^\W\d_][\w']+", re.UNICODE)
 _STOP = frozenset(
-    ["a", "an", "the", "and", "or", "but", "if", "to", "of", "in", "on", "for", "with", "at", "by", "from", "is", "are", "was", "were", "be", "been", "it", "this", "that", "i", "my", "me", "you", "your", "we", "our", "can", "could", "would", "should", "do", "does", "did", "have", "has", "had", "not", "no", "so", "as", "how", "what", "when", "where", "will"]
+    "a an the and or but if to of in on for with at by from is are was were be been it this that i my me you "
+    "your we our can could would should do does did have has had not no so as how what when where will".split()
 )
 _SHORTER = re.compile(r"\b(short(er)?|brief(er|ly)?|concise|less detail|to the point|one sentence)\b",
                       re.IGNORECASE)
@@ -188,7 +189,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\s])")
 
 # Words of an agent's instruction that shape the reply rather than name a subject.
 _DIRECTIVE_WORDS = frozenset(
-    ["short", "shorter", "brief", "briefer", "briefly", "concise", "less", "detail", "details", "detailed", "point", "one", "sentence", "more", "steps", "step", "thorough", "longer", "elaborate", "fuller", "full", "answer", "procedure", "apologise", "apologize", "apologising", "apologizing", "apology", "say", "sorry", "please", "make", "keep", "reply", "draft", "customer", "mention", "explain", "tell", "them", "add", "instead", "also", "focus", "about", "use", "write", "include", "all", "give", "wait"]
+    "short shorter brief briefer briefly concise less detail details detailed point one sentence more steps step "
+    "thorough longer elaborate fuller full answer procedure apologise apologize apologising apologizing apology "
+    "say sorry please make keep reply draft customer mention explain tell them add instead also focus about use "
+    "write include all give wait".split()
 )
 
 
