@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
 
 from triage import devservices
 
@@ -360,7 +359,7 @@ CELERY_TASK_DEFAULT_QUEUE = "pipeline"
 # Three queues, so a long background job (a retrain, an eval, a re-embed) never holds up the tickets behind
 # it, and replies and reset links keep leaving while a model server is slow. A worker consumes every queue
 # named here unless told otherwise; a deployment can give each its own worker (`celery worker -Q jobs`).
-CELERY_TASK_QUEUES = (Queue("pipeline"), Queue("jobs"), Queue("email"))
+CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name} for name in ("pipeline", "jobs", "email")}
 CELERY_TASK_ROUTES = {
     "triage.run_job": {"queue": "jobs"},
     "triage.retrain_local_model": {"queue": "jobs"},
