@@ -3,7 +3,8 @@
 The modules `pyproject.toml` marks strict have no baseline entries, so any error there fails. Elsewhere the
 errors mypy found when checking began are listed in `.ci/mypy-baseline.txt` (file, message and code, without
 line numbers, so unrelated edits do not disturb them); a new one fails the run. Fixing one is welcome: the run
-says so, and `--update` rewrites the baseline, which may then only shrink.
+says so, and `--update` rewrites the baseline, which may then only shrink (code moved to another module takes
+its errors along: the total is what may not grow).
 
     .venv/bin/python .ci/mypy_ratchet.py            # what ./run lint runs
     .venv/bin/python .ci/mypy_ratchet.py --update   # after fixing errors: shrink the baseline
@@ -54,10 +55,10 @@ def main() -> int:
     found = Counter(key for key, _ in errors)
     known = baseline()
     if args.update:
-        grown = found - known
-        if grown and known:
-            print("refusing to add errors to the baseline; fix these instead:", file=sys.stderr)
-            print("\n".join(sorted(grown.elements())), file=sys.stderr)
+        # Code moved between modules takes its errors along; only the total must not grow.
+        if known and sum(found.values()) > sum(known.values()):
+            print("refusing to grow the baseline; fix these instead:", file=sys.stderr)
+            print("\n".join(sorted((found - known).elements())), file=sys.stderr)
             return 1
         header = "# mypy errors that predate type checking in CI; this list only shrinks (.ci/mypy_ratchet.py)\n"
         BASELINE.write_text(header + "".join(f"{key}\n" for key in sorted(found.elements())), encoding="utf-8")

@@ -100,8 +100,8 @@ def _rules_urgency(tickets: list[dict[str, Any]]) -> float:
 def _classify_rate(tickets: list[dict[str, Any]]) -> float:
     """Tickets per second through `local.classify` one at a time, as the pipeline's classify step runs it
     (intent, urgency, sentiment, language, summary), none of them embedded before in this process."""
+    from triage.learning import local_model_active
     from triage.llm import local
-    from triage.services import local_model_active
 
     model = local_model_active()
     if model is None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from celery import current_app
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -72,11 +73,10 @@ def _lock_is_free(key: int) -> bool:
 
 def reembed_start(*, batch_size: int | None = None, enqueue: Callable[[int], None] | None = None) -> tuple[ReembedJob, bool]:
     """Start a job for the current settings, or return the active one (re-queued if no worker holds it)."""
-    from kb.tasks import reembed_chunks
-
     if batch_size is not None and batch_size < 1:
         raise ReembedError("the batch size must be at least 1")
-    send = enqueue or (lambda job_id: reembed_chunks.delay(job_id))
+    # By name from Celery's registry: kb.tasks imports this module to call it.
+    send = enqueue or (lambda job_id: current_app.tasks["kb.reembed_chunks"].delay(job_id))
     config = embedding_config()
     with transaction.atomic():
         with connection.cursor() as cursor:

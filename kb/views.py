@@ -23,6 +23,7 @@ from kb.markdown import render_markdown
 from kb.models import Article, ArticleVersion
 from triage import controls
 from triage.access import admin_required, agent_required
+from triage.audit import audit
 
 GAP_PERIODS = (7, 30, 90)
 
@@ -34,7 +35,7 @@ def _state(article: Article) -> dict[str, Any]:
 
 def _audit(request: HttpRequest, action: str, article: Article, before: dict[str, Any] | None,
            **extra: Any) -> None:
-    controls.audit(actor=request.user, action=action, obj=article, before=before, after=_state(article) | extra)
+    audit(actor=request.user, action=action, obj=article, before=before, after=_state(article) | extra)
 
 
 def _list_context(status: str) -> dict[str, Any]:
@@ -234,7 +235,7 @@ def article_import(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Import refused, nothing was written: {exc.message}")
     else:
         if not dry_run:
-            controls.audit(actor=request.user, action="kb.import", obj=report, before=None,
+            audit(actor=request.user, action="kb.import", obj=report, before=None,
                            after=report.audit_record(file=upload.name))
         (messages.warning if report.failed else messages.success)(request, f"Import: {report.summary()}.")
     return render(request, "kb/list.html", _list_context("") | {"report": report},

@@ -21,18 +21,15 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from triage import queue
+
 logger = logging.getLogger(__name__)
 
 
 def password_reset_request(*, email: str, base_url: str) -> None:
     """Queue the reset email. With the broker down nothing is sent; the page still says the same, and the
     person asks again (a reset link is not worth keeping a row for)."""
-    from triage import tasks
-
-    try:
-        tasks.send_password_reset.apply_async(args=[email, base_url], retry=False)
-    except Exception:  # kombu/redis raise a variety of connection errors
-        logger.warning("broker unavailable; a password reset email was not queued", exc_info=True)
+    queue.publish("send_password_reset", email, base_url)
 
 
 def password_reset_send(*, email: str, base_url: str) -> int:

@@ -8,6 +8,7 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 from ninja.security import HttpBearer
 
 from triage import selectors, services, throttle
+from triage.audit import audit
 from triage.errors import ApplicationError
 from triage.models import ApiKey, Ticket
 from triage.schemas import NO_NUL, ArticleIn, ArticleOut, ArticlePage, ErrorOut, TicketIn, TicketOut, TicketPage
@@ -225,7 +226,6 @@ def list_articles(request: HttpRequest, filters: Query[ArticleFilters]) -> dict[
           "`draft`). A retired article stays retired. The audience applies at once.")
 def upsert_article(request: HttpRequest, payload: ArticleIn) -> Status:
     from kb.services import ArticleError, Outcome, article_sync
-    from triage import controls
 
     _refuse_unknown_query(request, set())
     try:
@@ -236,7 +236,7 @@ def upsert_article(request: HttpRequest, payload: ArticleIn) -> Status:
         raise ApplicationError(exc.message, status=422) from exc
     assert article is not None
     if outcome != Outcome.UNCHANGED:
-        controls.audit(actor=None, action="kb.article.api", obj=article, before=None,
+        audit(actor=None, action="kb.article.api", obj=article, before=None,
                        after={"slug": article.slug, "outcome": outcome, "audience": article.audience,
                               "version": article.version, "api_key": request.auth.name})
     return Status(201 if outcome == Outcome.CREATED else 200, _article_out(article))

@@ -18,11 +18,11 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from triage import policy, routing
+from triage.audit import audit
 from triage.errors import ApplicationError
 from triage.llm import prompts as default_prompts
 from triage.llm.prompts import Prompt
 from triage.models import (
-    AuditEvent,
     Contract,
     GateRule,
     Intent,
@@ -37,20 +37,6 @@ CONTRACT_FIELDS = ("quality_bar", "latency_budget_s", "risk", "escalate_urgency"
 SWITCH_FIELDS = ("force_mini", "drafts_off", "large_off", "nano_enabled", "mini_enabled", "large_enabled",
                  "nano_daily_budget_usd", "mini_daily_budget_usd", "large_daily_budget_usd", "budget_action",
                  "weak_retrieval_below")
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, (Decimal, datetime)) else v) for k, v in values.items()}
-
-
-def audit(*, actor: AbstractBaseUser | None, action: str, obj: Any, before: dict[str, Any] | None,
-          after: dict[str, Any] | None) -> AuditEvent:
-    return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None, action=action,
-        object_type=type(obj).__name__, object_id=str(getattr(obj, "pk", "") or ""),
-        before=_jsonable(before) if before is not None else None,
-        after=_jsonable(after) if after is not None else None,
-    )
 
 
 # --- Switches -----------------------------------------------------------------------------------

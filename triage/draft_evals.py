@@ -262,7 +262,7 @@ def _judge(jobs: list[DraftJob]) -> dict[str, Any]:
 
 def _classify_missing(tickets: list[EvalTicket], texts: list[tiers.TicketText]) -> tuple[dict[str, Any], dict[int, Any]]:
     """The nano tier's classification of each ticket that gives no intent, as the pipeline would classify it."""
-    from triage.services import local_model_active
+    from triage.learning import local_model_active
 
     missing = [i for i, t in enumerate(tickets) if not t.intent]
     if not missing:

@@ -1,5 +1,5 @@
-"""The local engine learns: agents' corrections become training examples, and a retrained classifier
-replaces the active one only if it is not worse on the held-back part of the team's data.
+"""The local engine learns: agents' corrections (`triage.corrections`) become training examples, and a retrained
+classifier replaces the active one only if it is not worse on the held-back part of the team's data.
 
 The held-back part is chosen by a stable hash of each example's id, so it is the same set for every
 training run and no deployed model has ever trained on it: the scores of all versions are comparable.
@@ -21,23 +21,22 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from triage import sla
-from triage.controls import audit
+from triage import queue
+from triage.audit import audit
 from triage.errors import ApplicationError
 from triage.llm import local
 from triage.llm.urgency import UrgencyModel
 from triage.models import (
-    OTHER_INTENT,
     Correction,
     Intent,
     IntentExample,
     Job,
     LocalModel,
-    Sentiment,
     Ticket,
     TriageRun,
-    Urgency,
 )
+from triage.routing import OTHER_INTENT
+from triage.scoring import calibration_report, report_scores
 
 HOLDOUT_BUCKETS = 5  # one example in five is held back
 MIN_EXAMPLES_FOR_HOLDOUT = 5  # an intent with fewer examples keeps them all for training
@@ -71,92 +70,6 @@ def example_text(ticket: Ticket) -> str:
     return f"{' '.join(ticket.subject.split())}\n{thread_text(ticket)}".strip()
 
 
-# --- Corrections --------------------------------------------------------------------------------
-
-_ALLOWED = {
-    Correction.Field.URGENCY: {u.value for u in Urgency},
-    Correction.Field.SENTIMENT: {s.value for s in Sentiment},
-}
-
-
-@transaction.atomic
-def ticket_correct(*, ticket: Ticket, user: AbstractBaseUser, field: str, value: str) -> Correction | None:
-    """Record an agent's correction of the classification and apply it to the ticket.
-
-    An intent correction also becomes a training example for the local classifier (one per ticket, moved
-    if the ticket is corrected again); an urgency correction labels that example's urgency (creating it with
-    the ticket's intent if there is none). Setting the value the ticket already has records nothing.
-    """
-    if field not in Correction.Field.values:
-        raise ApplicationError(f"{field!r} cannot be corrected; choose intent, urgency or sentiment")
-    locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
-    run = TriageRun.objects.filter(ticket=locked).order_by("-created_at", "-id").first()
-    if field == Correction.Field.INTENT:
-        intent = Intent.objects.filter(name=value).first()
-        if intent is None:
-            if value != OTHER_INTENT:
-                raise ApplicationError(f"{value!r} is not an intent in the taxonomy")
-            intent = intent_other()
-        old = locked.intent.name if locked.intent_id else ""
-        if old == intent.name:
-            return None
-        locked.intent = intent
-        IntentExample.objects.update_or_create(
-            ticket=locked,
-            defaults={"intent": intent, "text": example_text(locked), "source": IntentExample.Source.CORRECTION,
-                      "created_by": user},
-        )
-    else:
-        if value not in _ALLOWED[field]:
-            raise ApplicationError(f"{value!r} is not a valid {field}; choose one of {', '.join(sorted(_ALLOWED[field]))}")
-        old = getattr(locked, field)
-        if old == value:
-            return None
-        setattr(locked, field, value)
-        if field == Correction.Field.URGENCY and locked.intent_id:
-            # The urgency model learns from it; the intent the agent left standing is taken as confirmed.
-            example, created = IntentExample.objects.get_or_create(
-                ticket=locked, defaults={"intent_id": locked.intent_id, "text": example_text(locked),
-                                         "source": IntentExample.Source.CORRECTION, "created_by": user,
-                                         "urgency": value})
-            if not created:
-                IntentExample.objects.filter(pk=example.pk).update(urgency=value)
-    update = [field, "updated_at", "revision"]
-    if field == Correction.Field.URGENCY:
-        locked.sla_due_at = sla.due_at(start=locked.created_at, urgency=value)
-        update.append("sla_due_at")
-    locked.revision += 1
-    locked.save(update_fields=update)
-    since = int((timezone.now() - run.created_at).total_seconds()) if run else None
-    correction = Correction.objects.create(
-        ticket=locked, triage_run=run, field=field, old_value=old, new_value=value, user=user,
-        seconds_since_triage=since,
-    )
-    audit(actor=user, action=f"ticket.correct.{field}", obj=locked, before={field: old}, after={field: value})
-    return correction
-
-
-@transaction.atomic
-def ticket_classification_correct(*, ticket_id: int, user: AbstractBaseUser, values: dict[str, str],
-                                  expected_revision: int | None) -> list[Correction]:
-    """An agent's corrections from one form (any of intent, urgency, sentiment), applied together or not at all.
-
-    Refused with 409 when the ticket changed since the form was rendered. Only a real change bumps the
-    revision (in `ticket_correct`), so saving the form unchanged does not make other agents' forms stale.
-    """
-    from triage.services import ticket_lock_for_change
-
-    ticket = ticket_lock_for_change(ticket_id=ticket_id, expected_revision=expected_revision, bump=False)
-    changed = []
-    for field in Correction.Field.values:
-        value = values.get(field)
-        if value:
-            correction = ticket_correct(ticket=ticket, user=user, field=field, value=value)
-            if correction is not None:
-                changed.append(correction)
-    return changed
-
-
 # --- Training -----------------------------------------------------------------------------------
 
 def data_fingerprint() -> str:
@@ -186,8 +99,6 @@ def _embed_missing(progress: Callable[[int, int], None]) -> None:
 
 def _scores(truth: list[str], predicted: list[str]) -> dict[str, Any]:
     """The eval report's headline scores, so a model version and an offline eval are scored alike."""
-    from triage.evals import report_scores  # evals reads the pipeline's steps, which import this module
-
     report = report_scores(truth, predicted)
     return {key: report[key] for key in ("macro_f1", "accuracy", "other_rate")}
 
@@ -217,8 +128,6 @@ def _vectors(rows: list[_Row]) -> np.ndarray:
 def _calibrate(model: local.LocalIntentModel, holdout: list[_Row]) -> dict[str, Any]:
     """Fit the model's temperature on held-back tickets (every held-back example if there are too few
     tickets), and report how confidence tracks accuracy on them afterwards."""
-    from triage.evals import calibration_report
-
     tickets = [r for r in holdout if r.is_ticket]
     rows = tickets if len(tickets) >= MIN_CALIBRATION_TICKETS else holdout
     temperature = model.calibrate([r.text for r in rows], [r.intent for r in rows], _vectors(rows))
@@ -285,8 +194,6 @@ def local_model_train(*, trigger: str = LocalModel.Trigger.COMMAND, actor: Abstr
         metrics |= _scores(truth, [p for p, _ in candidate.predict(texts, embeddings=held_vectors)])
         current = LocalModel.objects.filter(active=True).first()
         if current is not None:
-            from triage.services import local_model_active
-
             active_model = local_model_active()
             assert active_model is not None
             previous = _scores(truth, [p for p, _ in active_model.predict(texts, embeddings=held_vectors)])
@@ -323,7 +230,6 @@ def training_request(*, actor: AbstractBaseUser | None, trigger: str = LocalMode
     """Queue a training; a request while one is queued or running returns that one."""
     from django.db import IntegrityError
 
-    from triage.services import enqueue
 
     pending = Job.objects.filter(kind=Job.Kind.TRAIN_LOCAL_MODEL, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
     existing = pending.first()
@@ -334,7 +240,7 @@ def training_request(*, actor: AbstractBaseUser | None, trigger: str = LocalMode
             job = Job.objects.create(kind=Job.Kind.TRAIN_LOCAL_MODEL, params={"trigger": trigger}, created_by=actor)
     except IntegrityError:
         return pending.get()
-    transaction.on_commit(lambda: enqueue("run_job", job.pk))
+    queue.enqueue("run_job", job.pk)
     return job
 
 
@@ -354,7 +260,6 @@ def reviewed_calibration(*, days: int = 30) -> dict[str, Any]:
     has that intent. Tickets nobody reviewed are left out: their labels are unconfirmed."""
     from django.db.models import Exists, OuterRef
 
-    from triage.evals import calibration_report
     from triage.models import ReviewAction
 
     since = timezone.now() - timedelta(days=days)
@@ -370,3 +275,21 @@ def reviewed_calibration(*, days: int = 30) -> dict[str, Any]:
     ids = sorted(first)
     return calibration_report([now.get(i) or "" for i in ids], [first[i][0] for i in ids],
                               [first[i][1] for i in ids]) | {"days": days}
+
+
+# --- The active model, loaded once per process -------------------------------------------------
+
+_local_cache: dict[str, Any] = {"version": None, "model": None}
+
+
+def local_model_active() -> local.LocalIntentModel | None:
+    row = LocalModel.objects.filter(active=True).only("version").first()
+    if row is None:
+        return None
+    # Keyed by the row, not its version number alone: a database restored or rebuilt numbers its models from v1
+    # again, and this process must not keep classifying with another database's v1.
+    if _local_cache["version"] != (row.pk, row.version):
+        artifact = LocalModel.objects.values_list("artifact", flat=True).get(pk=row.pk)
+        _local_cache["model"] = local.LocalIntentModel.loads(bytes(artifact))
+        _local_cache["version"] = (row.pk, row.version)
+    return _local_cache["model"]  # type: ignore[no-any-return]

@@ -12,8 +12,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from triage.access import is_admin, user_groups
+from triage.audit import audit
 from triage.blanks import blanks
-from triage.controls import audit
 from triage.errors import ApplicationError
 from triage.llm import replies
 from triage.models import Macro, Message, Ticket

@@ -22,10 +22,9 @@ from rapidfuzz.distance import Levenshtein
 
 from triage import blanks, controls, policy
 from triage.access import is_agent
-from triage.controls import audit
+from triage.audit import audit
 from triage.errors import ApplicationError
 from triage.llm import replies
-from triage.llm.local import LocalIntentModel
 from triage.models import (
     ApiKey,
     AuditEvent,
@@ -33,13 +32,13 @@ from triage.models import (
     Draft,
     IdempotencyRecord,
     Job,
-    LocalModel,
     Message,
     OutboundEmail,
     ReviewAction,
     Ticket,
     TicketNote,
 )
+from triage.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -68,22 +67,6 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
 
 
 # --- Intake -------------------------------------------------------------------------------------
-
-def enqueue(task_name: str, *args: Any) -> None:
-    """Queue a task once the transaction commits. A broker outage never fails the request: the row is
-    already stored, and the sweeper re-queues work that has not moved."""
-    from triage import tasks
-
-    task = getattr(tasks, task_name)
-
-    def send() -> None:
-        try:
-            task.apply_async(args=args, retry=False)
-        except Exception:  # kombu/redis raise a variety of connection errors
-            logger.warning("broker unavailable; %s%r left for the sweeper", task_name, args, exc_info=True)
-
-    transaction.on_commit(send)
-
 
 # A send still claimed after SEND_CLAIM_EXPIRES_S lost its worker (killed mid-send). It is sent again with the
 # same Message-ID: if the first attempt did reach the SMTP server, receiving systems and threading treat the
@@ -202,25 +185,6 @@ def _replay(record: IdempotencyRecord, digest: str) -> Ticket:
             extra={"ticket_id": record.ticket_id},
         )
     return record.ticket
-
-
-# --- Local engine ---------------------------------------------------------------------------------
-
-_local_cache: dict[str, Any] = {"version": None, "model": None}
-
-
-def local_model_active() -> LocalIntentModel | None:
-    row = LocalModel.objects.filter(active=True).only("version").first()
-    if row is None:
-        return None
-    # Keyed by the row, not its version number alone: a database restored or rebuilt numbers its models from v1
-    # again, and this process must not keep classifying with another database's v1.
-    if _local_cache["version"] != (row.pk, row.version):
-        artifact = LocalModel.objects.values_list("artifact", flat=True).get(pk=row.pk)
-        _local_cache["model"] = LocalIntentModel.loads(bytes(artifact))
-        _local_cache["version"] = (row.pk, row.version)
-    return _local_cache["model"]  # type: ignore[no-any-return]
-
 
 
 # --- Agents' changes to a ticket ----------------------------------------------------------------

@@ -113,7 +113,7 @@ OPEN_STATUSES = ("new", "classifying", "routing", "drafting", "awaiting_review",
 
 def policy_update(*, user: Any, values: dict[str, Any]) -> SlaPolicy:
     """Change the SLA targets; open tickets' due times are recomputed from their arrival under the new policy."""
-    from triage.controls import audit
+    from triage.audit import audit
     from triage.models import SlaPolicy, Ticket
 
     for urgency in ("urgent", "high", "normal", "low"):

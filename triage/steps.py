@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from kb.selectors import kb_search, public_chunks, published_texts, query_embed
 from triage import controls, policy, reply_memory, routing, sla
+from triage.audit import audit
 from triage.learning import intent_other
 from triage.llm import breaker, replies, tiers
 from triage.models import (
@@ -41,6 +42,7 @@ from triage.models import (
     Ticket,
     TriageRun,
 )
+from triage.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ def taxonomy() -> list[tiers.IntentInfo]:
 
 
 def _local_model() -> Any:
-    from triage.services import local_model_active
+    from triage.learning import local_model_active
 
     return local_model_active()
 
@@ -147,7 +149,6 @@ def ticket_classify(*, ticket_id: int, token: str = "") -> None:
 
 
 def _classify(ticket_id: int) -> bool:
-    from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status not in IN_FLIGHT:
@@ -267,7 +268,6 @@ def ticket_route(*, ticket_id: int, token: str = "") -> None:
 
 
 def _route(ticket_id: int) -> bool:
-    from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status != Ticket.Status.ROUTING:
@@ -420,7 +420,6 @@ def ticket_draft(*, ticket_id: int, token: str = "") -> None:
 
 
 def _draft(ticket_id: int) -> bool:
-    from triage.services import enqueue
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None or ticket.status != Ticket.Status.DRAFTING:
@@ -552,14 +551,14 @@ def _draft(ticket_id: int) -> bool:
             for config in controls.shadow_configs_for(step="draft", ticket_id=ticket_id):
                 enqueue("shadow_ticket", ticket_id, config.pk)
             locked.engine = draft.engine
-            controls.audit(actor=None, action="draft.create", obj=locked, before=None,
+            audit(actor=None, action="draft.create", obj=locked, before=None,
                            after={"draft": draft.pk, "tier": draft.tier, "engine": draft.engine})
         else:
             after: dict[str, Any] = {"lane": decision.lane, "reasons": list(decision.reasons)}
             failures = _draft_failures(calls)
             if failures:
                 after["no_draft"] = failures
-            controls.audit(actor=None, action="ticket.to_human", obj=locked, before=None, after=after)
+            audit(actor=None, action="ticket.to_human", obj=locked, before=None, after=after)
         locked.revision += 1  # a draft an agent may have open has changed
         if chosen is not None:
             locked.status = Ticket.Status.AWAITING_REVIEW

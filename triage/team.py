@@ -12,7 +12,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from triage.access import ADMINS, AGENTS, role_of
-from triage.controls import audit
+from triage.audit import audit
 from triage.errors import ApplicationError
 
 ROLES = {"agent": AGENTS, "admin": ADMINS}

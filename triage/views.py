@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from triage import access, learning, macros, selectors, services, steps
+from triage import access, corrections, macros, selectors, services, steps
 from triage.access import agent_required, is_agent, user_groups  # noqa: F401  (re-exported)
 from triage.errors import ApplicationError
 from triage.models import Correction, MessageAttachment, OutboundEmail, Sentiment, Ticket, Urgency
@@ -211,7 +211,7 @@ def ticket_correct(request: HttpRequest, ticket_id: int) -> HttpResponse:
     """Apply the agent's corrections (any of intent, urgency, sentiment); each change is one Correction."""
     access.ticket_for_user(request.user, ticket_id)
     try:
-        changed = learning.ticket_classification_correct(
+        changed = corrections.ticket_classification_correct(
             ticket_id=ticket_id, user=request.user, expected_revision=_expected_revision(request),
             values={f: request.POST.get(f, "") for f in Correction.Field.values},
         )

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from triage import controls, routing, selectors, whatif
 from triage.access import admin_required, is_admin  # noqa: F401  (re-exported)
+from triage.audit import audit
 from triage.errors import ApplicationError
 from triage.models import (
     AuditEvent,
@@ -159,7 +160,7 @@ def intent_sensitive(request: HttpRequest) -> HttpResponse:
     before = intent.sensitive
     intent.sensitive = request.POST.get("sensitive") == "on"
     intent.save(update_fields=["sensitive"])
-    controls.audit(actor=request.user, action="intent.sensitive", obj=intent, before={"sensitive": before},
+    audit(actor=request.user, action="intent.sensitive", obj=intent, before={"sensitive": before},
                    after={"sensitive": intent.sensitive})
     messages.success(request, f"{intent.name} is {'now' if intent.sensitive else 'no longer'} sensitive.")
     return redirect(f"/settings/routing?intent={intent.name}")

@@ -23,7 +23,7 @@ from triage.access import admin_required, is_admin
 from triage.errors import ApplicationError
 from triage.jobs import eval_upload_dir
 from triage.models import Correction, EvalRun, Job, LocalModel, PromptVersion
-from triage.services import enqueue
+from triage.queue import enqueue
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 CHART_RUNS = 6  # runs drawn side by side

@@ -120,7 +120,7 @@ def world(settings: Any, tmp_path: Path, request: pytest.FixtureRequest, monkeyp
     monkeypatch.setattr(local, "_cache", {})
     monkeypatch.setattr(kb_embeddings, "_model", HashedE5())
     monkeypatch.setattr(kb_embeddings, "_embedders", {})
-    monkeypatch.setattr(services, "_local_cache", {"version": None, "model": None})
+    monkeypatch.setattr(learning, "_local_cache", {"version": None, "model": None})
     settings.MEDIA_ROOT = str(tmp_path)
     settings.POSTMARK_INBOUND_USER, settings.POSTMARK_INBOUND_PASSWORD = "pm", "pm-secret"
     settings.MAILGUN_SIGNING_KEY, settings.SENDGRID_INBOUND_SECRET = MAILGUN_KEY, SENDGRID_SECRET

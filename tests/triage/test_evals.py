@@ -16,7 +16,7 @@ from django.test import Client, override_settings
 from tests.conftest import wait_for
 from tests.support import data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, tier_settings
-from triage import learning
+from triage import corrections
 from triage.models import Correction, EvalRun, Intent, Job, LocalModel, Ticket, TriageRun
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -135,7 +135,7 @@ def test_replay_compares_a_candidate_with_production_and_agents_per_lane(admin_u
         TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=production,
                                  urgency="normal", sentiment="neutral", language="en", confidence=0.9, summary="s")
     first = Ticket.objects.get(subject="Track my order")
-    learning.ticket_correct(ticket=first, user=admin_user, field="intent", value="track_order")
+    corrections.ticket_correct(ticket=first, user=admin_user, field="intent", value="track_order")
 
     out = StringIO()
     call_command("triage_replay", "--tier", "local", "--limit", "10", stdout=out)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tests.conftest import wait_for
 from tests.support import data
-from triage import learning, services, steps
+from triage import corrections, learning, services, steps
 from triage.errors import ApplicationError
 from triage.models import AuditEvent, Correction, Intent, IntentExample, Job, LocalModel, Ticket, TriageRun
 
@@ -40,7 +40,7 @@ def test_an_intent_correction_is_recorded_and_becomes_one_training_example(agent
     track, refund = Intent.objects.create(name="track_order"), Intent.objects.create(name="get_refund")
     ticket = _triaged(track, minutes_ago=3)
 
-    correction = learning.ticket_correct(ticket=ticket, user=agent, field="intent", value="get_refund")
+    correction = corrections.ticket_correct(ticket=ticket, user=agent, field="intent", value="get_refund")
 
     assert correction is not None
     assert (correction.old_value, correction.new_value, correction.user) == ("track_order", "get_refund", agent)
@@ -53,16 +53,16 @@ def test_an_intent_correction_is_recorded_and_becomes_one_training_example(agent
     assert AuditEvent.objects.filter(action="ticket.correct.intent").count() == 1
 
     # Corrected again: the one example moves; setting the same value again records nothing.
-    learning.ticket_correct(ticket=ticket, user=agent, field="intent", value="track_order")
+    corrections.ticket_correct(ticket=ticket, user=agent, field="intent", value="track_order")
     assert IntentExample.objects.filter(ticket=ticket).get().intent == track
-    assert learning.ticket_correct(ticket=ticket, user=agent, field="intent", value="track_order") is None
+    assert corrections.ticket_correct(ticket=ticket, user=agent, field="intent", value="track_order") is None
     assert Correction.objects.filter(ticket=ticket).count() == 2
 
 
 @pytest.mark.django_db
 def test_urgency_and_sentiment_corrections_are_validated(agent: User) -> None:
     ticket = _triaged(Intent.objects.create(name="track_order"))
-    learning.ticket_correct(ticket=ticket, user=agent, field="urgency", value="urgent")
+    corrections.ticket_correct(ticket=ticket, user=agent, field="urgency", value="urgent")
     ticket.refresh_from_db()
     assert ticket.urgency == "urgent"
     # The urgency model learns from it; the intent the agent left standing is taken as confirmed.
@@ -71,14 +71,14 @@ def test_urgency_and_sentiment_corrections_are_validated(agent: User) -> None:
     for field, value in [("urgency", "whenever"), ("sentiment", "furious"), ("intent", "no_such_intent"),
                          ("language", "fr")]:
         with pytest.raises(ApplicationError):
-            learning.ticket_correct(ticket=ticket, user=agent, field=field, value=value)
+            corrections.ticket_correct(ticket=ticket, user=agent, field=field, value=value)
     assert list(Correction.objects.values_list("field", "new_value")) == [("urgency", "urgent")]
 
 
 @pytest.mark.django_db
 def test_a_ticket_can_be_corrected_to_other(agent: User) -> None:
     ticket = _triaged(Intent.objects.create(name="track_order"))
-    learning.ticket_correct(ticket=ticket, user=agent, field="intent", value="other")
+    corrections.ticket_correct(ticket=ticket, user=agent, field="intent", value="other")
     assert IntentExample.objects.get(ticket=ticket).intent.name == "other"
 
 

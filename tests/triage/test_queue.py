@@ -239,9 +239,9 @@ def test_an_outsider_gets_404_from_the_queue_and_its_actions(client: Client) -> 
 
 
 def test_an_urgency_correction_moves_the_due_time(alice: User) -> None:
-    from triage import learning
+    from triage import corrections
 
     ticket = _ticket("help", urgency="normal")
-    learning.ticket_correct(ticket=ticket, user=alice, field="urgency", value="urgent")
+    corrections.ticket_correct(ticket=ticket, user=alice, field="urgency", value="urgent")
     ticket.refresh_from_db()
     assert ticket.sla_due_at - ticket.created_at == timedelta(minutes=15)

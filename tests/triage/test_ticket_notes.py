@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from triage import learning
+from triage import corrections
 from triage.models import AuditEvent, Intent, Ticket, TicketNote, TriageRun
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def ticket() -> Ticket:
 
 def test_an_agent_adds_a_note_and_sees_the_audit_trail(client: Client, agent: User, ticket: Ticket) -> None:
     client.force_login(agent)
-    learning.ticket_correct(ticket=ticket, user=agent, field="intent", value="get_refund")
+    corrections.ticket_correct(ticket=ticket, user=agent, field="intent", value="get_refund")
     page = client.post(f"/tickets/{ticket.pk}/notes", {"body": "Customer called: <b>wants</b> a refund."},
                        follow=True).content.decode()
     note = TicketNote.objects.get()

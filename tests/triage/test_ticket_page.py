@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from triage import learning
+from triage import corrections
 from triage.models import (
     AuditEvent,
     Citation,
@@ -134,7 +134,7 @@ def test_a_stale_form_is_answered_409_in_the_alert_naming_who_changed_the_ticket
     Intent.objects.create(name="get_refund")
     draft = Draft.objects.get(ticket=ticket, status="pending")
     opened_at = ticket.revision
-    learning.ticket_classification_correct(ticket_id=ticket.pk, user=alice, values={"intent": "get_refund"},
+    corrections.ticket_classification_correct(ticket_id=ticket.pk, user=alice, values={"intent": "get_refund"},
                                            expected_revision=opened_at)
     client.force_login(bob)
     edited = BODY.replace("yesterday", "this morning")

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 
 from tests.support import data
 from tests.support.scripted_openai import ScriptedOpenAI, completion, scripted_tiers
-from triage import controls, learning, services, steps
+from triage import controls, corrections, services, steps
 from triage.errors import ApplicationError
 from triage.models import (
     AuditEvent,
@@ -131,7 +131,7 @@ def _act(action: str, draft: Draft, user: User, revision: int) -> Any:
     if action == "escalate":
         return services.ticket_escalate(ticket_id=ticket_id, user=user, reason="VIP", expected_revision=revision)
     if action == "correct":
-        return learning.ticket_classification_correct(ticket_id=ticket_id, user=user, values={"urgency": "high"},
+        return corrections.ticket_classification_correct(ticket_id=ticket_id, user=user, values={"urgency": "high"},
                                                       expected_revision=revision)
     return services.ticket_note_add(ticket=draft.ticket, user=user, body="Called the customer",
                                     expected_revision=revision)
@@ -144,7 +144,7 @@ def test_a_form_from_before_another_agents_change_is_refused_and_saves_nothing(
 ) -> None:
     draft = drafted_ticket()
     opened_at = draft.ticket.revision  # both agents open the ticket at this revision
-    learning.ticket_classification_correct(ticket_id=draft.ticket_id, user=agent, values={"intent": "get_refund"},
+    corrections.ticket_classification_correct(ticket_id=draft.ticket_id, user=agent, values={"intent": "get_refund"},
                                            expected_revision=opened_at)
     before = snapshot(draft.ticket_id)
     assert before[0] == opened_at + 1
@@ -165,7 +165,7 @@ def test_a_note_or_an_unchanged_correction_leaves_other_agents_forms_valid(agent
     revision = draft.ticket.revision
     services.ticket_note_add(ticket=draft.ticket, user=agent, body="Checking with the warehouse",
                              expected_revision=revision)
-    assert learning.ticket_classification_correct(
+    assert corrections.ticket_classification_correct(
         ticket_id=draft.ticket_id, user=agent, values={"intent": "track_order", "urgency": "normal"},
         expected_revision=revision) == []
     assert Ticket.objects.get(pk=draft.ticket_id).revision == revision

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from triage import evals, services
+from triage import corrections, evals, learning
 from triage.errors import ApplicationError
 from triage.llm import local, ticket_shape
 from triage.llm.urgency import UrgencyModel, cue_counts, urgency_by_rules
@@ -202,7 +202,7 @@ def test_a_grown_labelled_fixture_adds_only_its_new_tickets_to_a_seeded_database
 @pytest.mark.django_db
 def test_the_team_s_tickets_teach_intent_urgency_and_calibration(client: Any, admin_user: Any) -> None:
     from tests.support import data
-    from triage import demo, learning
+    from triage import demo
 
     data.load_taxonomy(per_intent=10)
     added = demo.labelled_load(utterances_path=data.FIXTURES / "store" / "utterances.csv",
@@ -220,7 +220,7 @@ def test_the_team_s_tickets_teach_intent_urgency_and_calibration(client: Any, ad
     assert metrics["temperature"] > 0 and 0 <= metrics["calibration"]["ece"] < 1
     assert sum(b["n"] for b in metrics["calibration"]["bands"]) == metrics["calibration"]["n"]
     assert metrics["urgency"]["learned"] and metrics["urgency"]["examples"] >= 80
-    active = services.local_model_active()
+    active = learning.local_model_active()
     assert active is not None and active.urgency is not None
     result = local.classify(active, subject="Cobrado dos veces",
                             body="Hola, me habéis cobrado dos veces el pedido NW-10203 y nadie contesta mis correos.")
@@ -234,7 +234,6 @@ def test_the_team_s_tickets_teach_intent_urgency_and_calibration(client: Any, ad
 
 @pytest.mark.django_db
 def test_an_urgency_correction_labels_the_ticket_for_the_urgency_model(django_user_model: Any) -> None:
-    from triage import learning
 
     agent = django_user_model.objects.create_user("agent-u", password="pw")
     intent = Intent.objects.create(name="track_order")
@@ -243,17 +242,16 @@ def test_an_urgency_correction_labels_the_ticket_for_the_urgency_model(django_us
     TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent, urgency="normal",
                              sentiment="neutral", language="en", confidence=0.72, summary="s")
     before = learning.data_fingerprint()
-    learning.ticket_correct(ticket=ticket, user=agent, field="urgency", value="high")
+    corrections.ticket_correct(ticket=ticket, user=agent, field="urgency", value="high")
     example = IntentExample.objects.get(ticket=ticket)
     assert (example.intent, example.urgency, example.source) == (intent, "high", "correction")
     assert learning.data_fingerprint() != before  # a scheduled training picks it up
-    learning.ticket_correct(ticket=ticket, user=agent, field="urgency", value="urgent")
+    corrections.ticket_correct(ticket=ticket, user=agent, field="urgency", value="urgent")
     assert IntentExample.objects.get(ticket=ticket).urgency == "urgent"
 
 
 @pytest.mark.django_db
 def test_reviewed_tickets_show_accuracy_per_confidence_band(django_user_model: Any) -> None:
-    from triage import learning
     from triage.models import ReviewAction
 
     agent = django_user_model.objects.create_user("agent-r", password="pw")

@@ -103,7 +103,7 @@ def _record_bounce(email: InboundEmail) -> IngestResult:
 
 
 def email_ingest(email: InboundEmail, *, provider: str, event_id: str = "") -> IngestResult:
-    from triage.services import enqueue
+    from triage.queue import enqueue
 
     if email.is_bounce:
         return _record_bounce(email)

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kb.importers import FORMATS, ImportRefused, kb_import
+from triage.audit import audit
 
 
 class Command(BaseCommand):
@@ -27,9 +28,8 @@ class Command(BaseCommand):
         except ImportRefused as exc:
             raise CommandError(exc.message) from exc
         if not options["dry_run"]:
-            from triage import controls
 
-            controls.audit(actor=None, action="kb.import", obj=report, before=None,
+            audit(actor=None, action="kb.import", obj=report, before=None,
                            after=report.audit_record(file=str(options["path"]), via="kb_import command"))
         for label in ("created", "updated", "unchanged"):
             for name in getattr(report, label):

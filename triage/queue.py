@@ -1,0 +1,28 @@
+"""Publishing work to the worker by task name, so that no domain module imports `triage.tasks` (which imports
+them all to call them). A task is looked up in Celery's registry, the same object `triage.tasks` defines."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def publish(task_name: str, *args: Any) -> bool:
+    """Queue `triage.<task_name>` now, trying the broker once; False (logged) if the broker is unavailable."""
+    try:
+        current_app.tasks[f"triage.{task_name}"].apply_async(args=args, retry=False)
+    except Exception:  # kombu/redis raise a variety of connection errors
+        logger.warning("broker unavailable; %s%r was not queued", task_name, args, exc_info=True)
+        return False
+    return True
+
+
+def enqueue(task_name: str, *args: Any) -> None:
+    """Queue a task once the transaction commits. A broker outage never fails the request: the row is
+    already stored, and the sweeper re-queues work that has not moved."""
+    transaction.on_commit(lambda: publish(task_name, *args))
