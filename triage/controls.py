@@ -17,7 +17,7 @@ from django.db.models import Sum
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from triage import policy, routing
+from triage import policy, routing, vocabulary
 from triage.audit import audit
 from triage.errors import ApplicationError
 from triage.llm import prompts as default_prompts
@@ -51,7 +51,7 @@ def switches_current(row: Switches | None = None) -> routing.Switches:
     row = row if row is not None else switches_row()
     return routing.Switches(
         version=row.version, force_mini=row.force_mini, drafts_off=row.drafts_off, large_off=row.large_off,
-        enabled=frozenset(t for t in routing.TIERS if getattr(row, f"{t}_enabled")),
+        enabled=frozenset(t for t in vocabulary.TIERS if getattr(row, f"{t}_enabled")),
         weak_retrieval_below=row.weak_retrieval_below,
     )
 
@@ -163,7 +163,7 @@ def budget_state(*, intent: Intent | None, contract_row: Contract | None,
     """Which tiers have hit today's cap: per tier from the switches, per intent from its contract."""
     row = switches if switches is not None else switches_row()
     since = _today_start()
-    caps = {tier: getattr(row, f"{tier}_daily_budget_usd") for tier in routing.TIERS}
+    caps = {tier: getattr(row, f"{tier}_daily_budget_usd") for tier in vocabulary.TIERS}
     exhausted: dict[str, str] = {}
     # The day's spend is summed over every call made today, a cost that grows with the day's traffic: it is
     # read only when some tier has a cap to compare it with.
@@ -177,7 +177,7 @@ def budget_state(*, intent: Intent | None, contract_row: Contract | None,
         by_intent = ModelCall.objects.filter(created_at__gte=since, ticket__intent=intent).aggregate(
             s=Sum("cost_usd"))["s"] or Decimal(0)
         if by_intent >= contract_row.daily_budget_usd:
-            for tier in routing.TIERS:
+            for tier in vocabulary.TIERS:
                 exhausted.setdefault(tier, contract_row.budget_action)
     return routing.Budget(exhausted=exhausted)
 
@@ -337,8 +337,8 @@ def shadow_config_save(*, actor: AbstractBaseUser | None, name: str, step: str, 
                        active: bool = True, config_id: int | None = None) -> ShadowConfig:
     if step not in ("classify", "draft"):
         raise ApplicationError("a shadow runs the classify or the draft step")
-    if tier not in routing.TIERS:
-        raise ApplicationError(f"tier must be one of {', '.join(routing.TIERS)}")
+    if tier not in vocabulary.TIERS:
+        raise ApplicationError(f"tier must be one of {', '.join(vocabulary.TIERS)}")
     if not 0 <= percent <= 100:
         raise ApplicationError("the shadow share must be between 0 and 100 percent")
     if not name.strip():

@@ -22,6 +22,7 @@ from django.utils import timezone
 from triage.errors import ApplicationError
 from triage.llm.tiers import cost_usd
 from triage.models import URGENCY_ORDER
+from triage.vocabulary import LANES, TIERS
 
 PRESET_DAYS = {"7d": 7, "30d": 30, "90d": 90}
 PRESETS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days"}
@@ -30,8 +31,6 @@ MAX_DAYS = 366
 HOURLY_UP_TO_DAYS = 2  # a period of up to two days is drawn by the hour, a longer one by the day
 FAST_CORRECTION_S = 300
 
-LANES = ("mini", "large", "human")
-TIERS = ("nano", "mini", "large")
 OUTCOMES = ("approved_unchanged", "edited", "rejected")
 NO_LANE, NO_INTENT, NO_URGENCY = "(not routed)", "(no intent)", "(not set)"
 

@@ -15,6 +15,14 @@ from pgvector.django import VectorField
 
 from triage.routing import OTHER_INTENT  # noqa: F401  (the label for a ticket that fits no intent)
 
+# The shared vocabulary, re-exported: the models use these classes as their fields' choices.
+from triage.vocabulary import Engine as Engine
+from triage.vocabulary import Lane as Lane
+from triage.vocabulary import Risk as Risk
+from triage.vocabulary import Sentiment as Sentiment
+from triage.vocabulary import Tier as Tier
+from triage.vocabulary import Urgency as Urgency
+
 
 def list_workdays() -> list[int]:
     return [1, 2, 3, 4, 5]
@@ -24,43 +32,7 @@ def list_workdays() -> list[int]:
 LOCAL_EMBEDDING_DIM = 384
 
 
-class Tier(models.TextChoices):
-    NANO = "nano"
-    MINI = "mini"
-    LARGE = "large"
-
-
-class Engine(models.TextChoices):
-    OPENAI = "openai"
-    LOCAL = "local"
-
-
-class Urgency(models.TextChoices):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
-
-
 URGENCY_ORDER = {u.value: i for i, u in enumerate(Urgency)}
-
-
-class Sentiment(models.TextChoices):
-    NEGATIVE = "negative"
-    NEUTRAL = "neutral"
-    POSITIVE = "positive"
-
-
-class Lane(models.TextChoices):
-    MINI = "mini"
-    LARGE = "large"
-    HUMAN = "human"
-
-
-class Risk(models.TextChoices):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
 
 
 class Fallback(models.TextChoices):

@@ -10,8 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-URGENCY_LEVELS = ("low", "normal", "high", "urgent")
-TIERS = ("nano", "mini", "large")
+from triage.vocabulary import TIERS, URGENCY_LEVELS
+
 # A ticket that fits none of the taxonomy's intents (the models' own label for it).
 OTHER_INTENT = "other"
 

@@ -14,7 +14,7 @@ from django.db.models import Avg, BooleanField, Count, OuterRef, Prefetch, Q, Qu
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from triage import access, routing, sla, whatif
+from triage import access, routing, sla, vocabulary, whatif
 from triage.errors import ApplicationError
 from triage.llm.tiers import cost_usd
 from triage.models import (
@@ -382,7 +382,7 @@ def whatif_costs(*, since: datetime) -> whatif.Costs:
     }
     result: dict[str, dict[str, Decimal]] = {"classify": {}, "draft": {}}
     for step in ("classify", "draft"):
-        for tier in routing.TIERS:
+        for tier in vocabulary.TIERS:
             tin, tout = averages.get((step, tier), ASSUMED_TOKENS[step])
             result[step][tier] = cost_usd(tier, int(tin), int(tout))
     return whatif.Costs(classify=result["classify"], draft=result["draft"])

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from triage.errors import ApplicationError
+from triage.vocabulary import URGENCIES_MOST_FIRST
 
 if TYPE_CHECKING:
     from triage.models import SlaPolicy
@@ -116,7 +117,7 @@ def policy_update(*, user: Any, values: dict[str, Any]) -> SlaPolicy:
     from triage.audit import audit
     from triage.models import SlaPolicy, Ticket
 
-    for urgency in ("urgent", "high", "normal", "low"):
+    for urgency in URGENCIES_MOST_FIRST:
         value = values.get(f"{urgency}_minutes")
         if not isinstance(value, int) or not 1 <= value <= 60 * 24 * 90:
             raise ApplicationError(f"the {urgency} target must be a whole number of minutes from 1 to 129600")

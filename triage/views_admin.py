@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from triage import controls, routing, selectors, whatif
+from triage import controls, routing, selectors, vocabulary, whatif
 from triage.access import admin_required, is_admin  # noqa: F401  (re-exported)
 from triage.audit import audit
 from triage.errors import ApplicationError
@@ -175,7 +175,7 @@ def switches_page(request: HttpRequest) -> HttpResponse:
                 name: request.POST.get(name) == "on"
                 for name in ("force_mini", "drafts_off", "large_off", "nano_enabled", "mini_enabled", "large_enabled")
             }
-            for tier in routing.TIERS:
+            for tier in vocabulary.TIERS:
                 changes[f"{tier}_daily_budget_usd"] = _decimal_or_none(
                     request.POST.get(f"{tier}_daily_budget_usd"), f"the {tier} daily budget")
             action = request.POST.get("budget_action", "")
@@ -192,7 +192,7 @@ def switches_page(request: HttpRequest) -> HttpResponse:
         return redirect("settings_switches")
     return render(request, "triage/settings/switches.html", {
         "switches": controls.switches_row(), "spend": controls.spend_today(), "budget_actions": BudgetAction.choices,
-        "tiers": routing.TIERS,
+        "tiers": vocabulary.TIERS,
     })
 
 

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from triage import sla, team
 from triage.access import ROLE_GROUPS, admin_required
 from triage.errors import ApplicationError
+from triage.vocabulary import URGENCIES_MOST_FIRST
 
-URGENCIES = ("urgent", "high", "normal", "low")
 WEEKDAY_NAMES = ((1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (7, "Sun"))
 
 
@@ -41,7 +41,7 @@ def sla_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             values: dict[str, Any] = {f"{u}_minutes": _int(request.POST.get(f"{u}_minutes"), f"the {u} target")
-                                      for u in URGENCIES}
+                                      for u in URGENCIES_MOST_FIRST}
             values.update(
                 business_hours=request.POST.get("business_hours") == "on",
                 day_start=_time(request.POST.get("day_start"), "the day's start"),
@@ -58,7 +58,7 @@ def sla_page(request: HttpRequest) -> HttpResponse:
             messages.success(request, "SLA targets saved; every open ticket's due time was recomputed.")
             return redirect("settings_sla")
     return render(request, "triage/settings/sla.html", {
-        "policy": sla.policy_current() if status == 200 else _posted(request), "urgencies": URGENCIES,
+        "policy": sla.policy_current() if status == 200 else _posted(request), "urgencies": URGENCIES_MOST_FIRST,
         "weekday_names": WEEKDAY_NAMES,
     }, status=status)
 
@@ -66,7 +66,7 @@ def sla_page(request: HttpRequest) -> HttpResponse:
 def _posted(request: HttpRequest) -> dict[str, Any]:
     """What the admin typed, shown back after an error so nothing is lost."""
     post = request.POST
-    return {**{f"{u}_minutes": post.get(f"{u}_minutes", "") for u in URGENCIES},
+    return {**{f"{u}_minutes": post.get(f"{u}_minutes", "") for u in URGENCIES_MOST_FIRST},
             "business_hours": post.get("business_hours") == "on", "day_start": post.get("day_start", ""),
             "day_end": post.get("day_end", ""), "timezone": post.get("timezone", ""),
             "warn_percent": post.get("warn_percent", ""),

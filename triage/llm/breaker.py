@@ -14,6 +14,8 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from triage.vocabulary import TIERS
+
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -58,11 +60,11 @@ def record(tier: str, *, ok: bool) -> None:
 def open_tiers() -> frozenset[str]:
     try:
         client = _redis()
-        values = client.mget([_keys(t)[1] for t in ("nano", "mini", "large")])
+        values = client.mget([_keys(t)[1] for t in TIERS])
     except redis.RedisError:
         logger.warning("circuit breaker state unavailable", exc_info=True)
         return frozenset()
-    return frozenset(t for t, v in zip(("nano", "mini", "large"), values, strict=True) if v)
+    return frozenset(t for t, v in zip(TIERS, values, strict=True) if v)
 
 
 def reset(tier: str) -> None:

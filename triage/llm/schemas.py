@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from triage.llm.errors import SchemaInvalid
-from triage.routing import URGENCY_LEVELS, Classification
-
-SENTIMENTS = ("negative", "neutral", "positive")
+from triage.routing import Classification
+from triage.vocabulary import SENTIMENTS, URGENCY_LEVELS
 
 
 def classification_schema(intents: list[str]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from triage.vocabulary import URGENCY_LEVELS
+
 CUES: dict[str, tuple[str, ...]] = {
     # Fraud, an account taken over, a charge the customer did not make.
     "fraud": (
@@ -197,7 +199,7 @@ def urgency_by_rules(text: str, sentiment_compound: float) -> str:
     return "normal"
 
 
-URGENCIES = ("low", "normal", "high", "urgent")
+URGENCIES = URGENCY_LEVELS
 
 
 @dataclass
