@@ -395,6 +395,7 @@ def engine(request: pytest.FixtureRequest, settings: Any) -> Iterator[Engine]:
         yield Engine("compromised", server, model)
 
 
+@pytest.mark.slow  # 300 hostile tickets through the pipeline, per engine
 def test_a_hostile_ticket_can_at_most_be_mislabelled(world: World, engine: Engine) -> None:
     if engine.name == "local":
         learning.local_model_train()

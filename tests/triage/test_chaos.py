@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.mark.worker
+@pytest.mark.slow
 def test_nothing_acknowledged_is_lost_and_nothing_happens_twice_under_kills_and_restarts(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     completed = subprocess.run(

@@ -47,6 +47,7 @@ def split(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.django_db
+@pytest.mark.slow  # trains a model on the held-out split
 def test_triage_eval_trains_a_model_for_the_run_only_and_writes_its_report(split: tuple[Path, Path],
                                                                            tmp_path: Path) -> None:
     train, test = split

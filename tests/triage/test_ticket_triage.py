@@ -200,6 +200,7 @@ def test_a_grown_labelled_fixture_adds_only_its_new_tickets_to_a_seeded_database
 
 
 @pytest.mark.django_db
+@pytest.mark.slow  # trains on the store's labelled data
 def test_the_team_s_tickets_teach_intent_urgency_and_calibration(client: Any, admin_user: Any) -> None:
     from tests.support import data
     from triage import demo
