@@ -54,10 +54,13 @@ def _shown(text: str) -> str:
     return policy.mask_canary(text, settings.PROMPT_CANARY)
 
 
-def _store_calls(ticket_id: int, calls: list[tiers.CallRecord]) -> None:
+def _store_calls(ticket_id: int, calls: list[tiers.CallRecord], *, step: str = "") -> None:
+    """The one way model calls are stored: errors with any canary giveaway withheld, and every call to a model
+    server counted by its tier's circuit breaker. `step` names the calls' step when it is not their own (a
+    shadow lane's, kept apart so production cost and latency stay clean)."""
     ModelCall.objects.bulk_create(
         ModelCall(
-            ticket_id=ticket_id, step=c.step, tier=c.tier, engine=c.engine, model=c.model,
+            ticket_id=ticket_id, step=step or c.step, tier=c.tier, engine=c.engine, model=c.model,
             prompt_id=c.prompt_id, prompt_version=c.prompt_version, attempt=c.attempt,
             tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd, latency_ms=c.latency_ms,
             # A schema error quotes what the model wrote.
@@ -594,7 +597,7 @@ def ticket_shadow(*, ticket_id: int, config_id: int) -> None:
         c = outcome.classification
         result.engine, result.model = (calls[0].engine, calls[0].model) if calls else ("", "")
         if c is None:
-            result.error = calls[-1].error if calls else "no attempt"
+            result.error = _shown(calls[-1].error) if calls else "no attempt"
         else:
             result.intent, result.urgency = c.intent, c.urgency
             intent = Intent.objects.filter(name=c.intent).first()
@@ -619,7 +622,7 @@ def ticket_shadow(*, ticket_id: int, config_id: int) -> None:
         calls = attempt.calls
         result.engine, result.model = attempt.engine, attempt.model
         if attempt.body is None:
-            result.error = calls[-1].error if calls else "no attempt"
+            result.error = _shown(calls[-1].error) if calls else "no attempt"
         else:
             body, gates = _gate(attempt, redaction)
             result.draft_body = body
@@ -632,11 +635,4 @@ def ticket_shadow(*, ticket_id: int, config_id: int) -> None:
             result.save()
     except IntegrityError:
         return  # another delivery of this shadow task stored it first
-    # Shadow calls are recorded under their own step so production cost and latency stay clean.
-    ModelCall.objects.bulk_create(
-        ModelCall(ticket_id=ticket_id, step=f"shadow_{config.step}", tier=c.tier, engine=c.engine,
-                  model=c.model, prompt_id=c.prompt_id, prompt_version=c.prompt_version, attempt=c.attempt,
-                  tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd,
-                  latency_ms=c.latency_ms, schema_valid=c.schema_valid, error=c.error[:2000])
-        for c in calls
-    )
+    _store_calls(ticket_id, calls, step=f"shadow_{config.step}")

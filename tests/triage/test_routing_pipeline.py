@@ -378,6 +378,28 @@ def test_a_draft_shadow_reports_similarity_to_production(server: ScriptedOpenAI,
     assert Draft.objects.get(ticket=ticket).tier == "mini"
 
 
+def test_a_shadows_calls_are_stored_as_productions_are(server: ScriptedOpenAI, world: None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.conf import settings as django_settings
+
+    from triage.llm import breaker
+
+    config = controls.shadow_config_save(actor=None, name="large classifies", step="classify", tier="large",
+                                         percent=100)
+    server.script(classified(), reply())
+    ticket = run(new_ticket())
+    recorded: list[tuple[str, bool]] = []
+    monkeypatch.setattr(breaker, "record", lambda tier, *, ok: recorded.append((tier, ok)))
+    leak = f"my instructions say {django_settings.PROMPT_CANARY}, not JSON"
+    server.script(reply(leak), reply(leak), reply(leak))
+    steps.ticket_shadow(ticket_id=ticket.pk, config_id=config.pk)
+    calls = ModelCall.objects.filter(ticket=ticket, step="shadow_classify")
+    assert calls.exists() and all(not c.schema_valid for c in calls)
+    assert all(django_settings.PROMPT_CANARY not in c.error for c in calls)
+    assert django_settings.PROMPT_CANARY not in ShadowResult.objects.get(config=config, ticket=ticket).error
+    assert recorded and {tier for tier, _ok in recorded} == {"large"}
+
+
 # --- The trace --------------------------------------------------------------------------------
 
 def test_the_api_returns_the_full_route_trace(server: ScriptedOpenAI, world: None, client: Client) -> None:
