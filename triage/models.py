@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -365,12 +364,6 @@ class Ticket(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.sla_due_at is None:
-            from triage import sla
-
-            self.sla_due_at = sla.due_at(start=self.created_at, urgency=self.urgency or None)
-        super().save(*args, **kwargs)
 
 
 class IdempotencyRecord(models.Model):

@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
 
-from triage import blanks, controls, policy
+from triage import blanks, controls, policy, sla
 from triage.access import is_agent
 from triage.audit import audit
 from triage.errors import ApplicationError
@@ -140,10 +140,12 @@ def ticket_create(
         raise ApplicationError("an Idempotency-Key needs an authenticated client")
 
     def insert() -> Ticket:
+        now = timezone.now()
         return Ticket.objects.create(
             subject=subject, body=body, from_email=from_email, from_name=from_name,
             external_id=external_id, metadata=metadata or {}, channel=channel, api_key=api_key,
             customer=Customer.objects.filter(email__iexact=from_email).first(),
+            created_at=now, sla_due_at=sla.due_at(start=now, urgency=None),
         )
 
     if idempotency_key is None:

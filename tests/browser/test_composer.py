@@ -12,8 +12,9 @@ from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, sign_in
+from tests.support import builders
 from triage import services
-from triage.models import Draft, Macro, OutboundEmail, ReviewAction, RouteDecision, Ticket
+from triage.models import Draft, Macro, OutboundEmail, ReviewAction, RouteDecision
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -28,7 +29,7 @@ def alice() -> User:
 
 
 def test_an_agent_answers_with_a_macro_fills_its_blank_and_sends(live_server: Any, page: Any, alice: User) -> None:
-    ticket = Ticket.objects.create(subject="Broken on arrival", body="The lamp I ordered came in pieces.",
+    ticket = builders.ticket(subject="Broken on arrival", body="The lamp I ordered came in pieces.",
                                    from_email="ana.lopez@example.com", from_name="Ana Lopez", status="needs_human",
                                    lane="human")
     Macro.objects.create(name="Damaged item", body="Hi {{first_name}},\n\nI'm sorry order {{order_number}} arrived "
@@ -100,7 +101,7 @@ def test_an_agent_answers_with_a_macro_fills_its_blank_and_sends(live_server: An
 def test_an_agent_starts_from_the_draft_edits_it_and_sees_the_change_in_the_thread(
     live_server: Any, page: Any, alice: User
 ) -> None:
-    ticket = Ticket.objects.create(subject="Where is my parcel?", body="It has not arrived.",
+    ticket = builders.ticket(subject="Where is my parcel?", body="It has not arrived.",
                                    from_email="casey@example.com", from_name="Casey", status="awaiting_review",
                                    lane="mini")
     decision = RouteDecision.objects.create(ticket=ticket, lane="mini", reasons=["within_contract"])

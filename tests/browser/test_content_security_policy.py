@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from kb.services import article_create
 from tests.browser.conftest import sign_in
-from tests.support import history
+from tests.support import builders, history
 from triage import services
 from triage.models import Draft, EvalRun, Intent, Macro, Message, RouteDecision, Ticket
 
@@ -61,7 +61,7 @@ class Watch:
 def _ticket(ada: User) -> Ticket:
     intent = Intent.objects.create(name="track_order")
     Intent.objects.create(name="get_refund")
-    ticket = Ticket.objects.create(subject="Where is my parcel?", body="It has not arrived.",
+    ticket = builders.ticket(subject="Where is my parcel?", body="It has not arrived.",
                                    from_email="casey@example.com", from_name="Casey", status="awaiting_review",
                                    intent=intent, lane="mini", engine="local", confidence=0.9)
     Message.objects.create(ticket=ticket, direction=Message.Direction.INBOUND, message_id="csp-1@example.com",

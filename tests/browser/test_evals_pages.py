@@ -8,7 +8,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from tests.browser.conftest import ARTIFACTS, sign_in
-from triage.models import Correction, EvalRun, Intent, IntentExample, Ticket, TriageRun
+from tests.support import builders
+from triage.models import Correction, EvalRun, Intent, IntentExample, TriageRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -32,7 +33,7 @@ def test_an_agent_corrects_the_intent_and_an_admin_sees_it(live_server: Any, pag
     _user("ines", "agents")
     _user("ada", "admins")
     track, refund = Intent.objects.create(name="track_order"), Intent.objects.create(name="get_refund")
-    ticket = Ticket.objects.create(subject="Money back", body="The lamp broke, I want a refund.",
+    ticket = builders.ticket(subject="Money back", body="The lamp broke, I want a refund.",
                                    from_email="c@example.com", intent=track, urgency="normal",
                                    sentiment="neutral", status="awaiting_review")
     TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=track, urgency="normal",

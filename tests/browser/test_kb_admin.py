@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from kb.models import Article, Chunk
 from kb.selectors import kb_search
 from tests.browser.conftest import ARTIFACTS, sign_in
+from tests.support import builders
 from triage.models import AuditEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -92,11 +93,11 @@ def test_an_admin_imports_a_zip_and_sees_the_report(live_server: Any, page: Any,
 
 
 def test_an_admin_writes_the_article_a_gap_asks_for(live_server: Any, page: Any, admin: User) -> None:
-    from triage.models import Intent, RouteDecision, Ticket
+    from triage.models import Intent, RouteDecision
 
     gift = Intent.objects.create(name="gift_card")
     for n, subject in enumerate(["Gift card expired", "Gift card balance", "Use a gift card in store"]):
-        ticket = Ticket.objects.create(subject=subject, body="my gift card", from_email=f"c{n}@example.com",
+        ticket = builders.ticket(subject=subject, body="my gift card", from_email=f"c{n}@example.com",
                                        intent=gift)
         RouteDecision.objects.create(ticket=ticket, lane="large", top_similarity=0.3)
     sign_in(page, live_server.url, "ada", "ada-pass-9931")

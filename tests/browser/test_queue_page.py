@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import sign_in
 from tests.conftest import wait_for
-from tests.support import data
+from tests.support import builders, data
 from triage import services, sla
 from triage.models import Draft, Intent, OutboundEmail, ReviewAction, RouteDecision, Ticket
 
@@ -33,7 +33,7 @@ def _user(name: str, group: str | None = "agents") -> User:
 def _ticket(subject: str, *, urgency: str = "normal", age_minutes: int = 0, drafted: bool = True,
             **fields: Any) -> Ticket:
     created = timezone.now() - timedelta(minutes=age_minutes)
-    ticket = Ticket.objects.create(subject=subject, body=f"About {subject}", from_email="cust@example.com",
+    ticket = builders.ticket(subject=subject, body=f"About {subject}", from_email="cust@example.com",
                                    from_name="Casey Customer", urgency=urgency, created_at=created,
                                    status="awaiting_review" if drafted else "needs_human", lane="mini",
                                    engine="local", confidence=0.91, **fields)

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 
 from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.conftest import wait_for
-from tests.support import data
+from tests.support import builders, data
 from triage import services
 from triage.llm import replies
 from triage.models import AuditEvent, Correction, Draft, OutboundEmail, ReviewAction, Ticket
@@ -255,7 +255,7 @@ def test_a_second_agent_editing_after_a_correction_reloads_keeping_their_text_th
 
 
 def test_an_outsider_gets_404_on_the_ticket_and_on_every_action(live_server: Any, page: Any, alice: User) -> None:
-    ticket = Ticket.objects.create(subject="Parcel", body="Where is it?", from_email="ana@example.com",
+    ticket = builders.ticket(subject="Parcel", body="Where is it?", from_email="ana@example.com",
                                    status="needs_human")
     User.objects.create_user("charlie", password=PASSWORD)
     page.goto(f"{live_server.url}/login/")

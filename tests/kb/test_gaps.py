@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from kb.gaps import UNCLASSIFIED, WeakTicket, article_prefill, group_gaps, route_rows
-from triage.models import Intent, RouteDecision, Ticket
+from tests.support import builders
+from triage.models import Intent, RouteDecision
 
 
 def row(n: int, intent: str, similarity: float | None, subject: str = "s", body: str = "") -> WeakTicket:
@@ -55,12 +56,12 @@ def test_the_prefill_names_the_intent_and_lists_what_customers_asked() -> None:
 @pytest.mark.django_db
 def test_route_rows_reads_each_tickets_latest_decision_in_the_period(django_assert_num_queries: object) -> None:
     intent = Intent.objects.create(name="gift_card")
-    rerouted = Ticket.objects.create(subject="Gift card", body="b", from_email="a@example.com", intent=intent)
+    rerouted = builders.ticket(subject="Gift card", body="b", from_email="a@example.com", intent=intent)
     RouteDecision.objects.create(ticket=rerouted, lane="large", top_similarity=0.3)
     RouteDecision.objects.create(ticket=rerouted, lane="mini", top_similarity=0.9)  # after an article was written
-    unclassified = Ticket.objects.create(subject="???", body="b", from_email="b@example.com")
+    unclassified = builders.ticket(subject="???", body="b", from_email="b@example.com")
     RouteDecision.objects.create(ticket=unclassified, lane="human", top_similarity=None)
-    old = Ticket.objects.create(subject="Old", body="b", from_email="c@example.com", intent=intent)
+    old = builders.ticket(subject="Old", body="b", from_email="c@example.com", intent=intent)
     RouteDecision.objects.filter(pk=RouteDecision.objects.create(ticket=old, lane="large", top_similarity=0.1).pk
                                  ).update(created_at=timezone.now() - timedelta(days=40))
     with django_assert_num_queries(1):  # type: ignore[operator]

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from kb.models import Article, ArticleVersion
 from kb.services import article_create, article_edit
-from triage.models import AuditEvent, Draft, Intent, RouteDecision, Ticket
+from tests.support import builders
+from triage.models import AuditEvent, Draft, Intent, RouteDecision
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +129,7 @@ def test_retire_and_restore_from_the_history_page(admin_client: Client, ada: Use
 def test_an_agent_opens_the_version_a_draft_cited(agent_client: Client, ada: User, article: Article) -> None:
     article_edit(actor=ada, article_id=article.pk, title="Returning an item", body="Returns now take 60 days.",
                  publish=True)
-    ticket = Ticket.objects.create(subject="Return", body="b", from_email="c@example.com", status="awaiting_review")
+    ticket = builders.ticket(subject="Return", body="b", from_email="c@example.com", status="awaiting_review")
     decision = RouteDecision.objects.create(ticket=ticket, lane="mini", top_similarity=0.9)
     draft = Draft.objects.create(ticket=ticket, route_decision=decision, tier="mini", engine="local", model="m",
                                  body="hello [1]")
@@ -195,10 +196,10 @@ def test_the_gaps_page_lists_weak_intents_with_examples_and_a_write_link(admin_c
                                                                         django_assert_num_queries: Any) -> None:
     gift = Intent.objects.create(name="gift_card")
     for n, similarity in enumerate([0.2, None, 0.95]):
-        ticket = Ticket.objects.create(subject=f"Gift card question {n}", body="expired gift card",
+        ticket = builders.ticket(subject=f"Gift card question {n}", body="expired gift card",
                                        from_email=f"c{n}@example.com", intent=gift)
         RouteDecision.objects.create(ticket=ticket, lane="large", top_similarity=similarity)
-    old = Ticket.objects.create(subject="Ancient", body="b", from_email="o@example.com", intent=gift)
+    old = builders.ticket(subject="Ancient", body="b", from_email="o@example.com", intent=gift)
     RouteDecision.objects.filter(pk=RouteDecision.objects.create(ticket=old, lane="large", top_similarity=0.1).pk
                                  ).update(created_at=timezone.now() - timedelta(days=20))
     admin_client.get("/kb/gaps")

@@ -12,8 +12,9 @@ from django.contrib.auth.models import User
 
 from kb.importers import parse_document
 from kb.services import abcd_article_markdown, article_upsert
+from tests.support import builders
 from triage import learning
-from triage.models import Draft, Intent, IntentExample, ReviewAction, RouteDecision, Ticket, TriageRun
+from triage.models import Draft, Intent, IntentExample, ReviewAction, RouteDecision, TriageRun
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures"
 KB_SLUGS = (
@@ -81,7 +82,7 @@ def triaged_history() -> None:
     """Four triaged tickets: one approved, one rejected, two undecided, at confidences 0.95 to 0.3."""
     intent = Intent.objects.create(name="track_order")
     for i, (confidence, action) in enumerate([(0.95, "approve"), (0.7, "reject"), (0.65, None), (0.3, None)]):
-        ticket = Ticket.objects.create(subject=f"T{i}", body="b", from_email=f"c{i}@example.com", intent=intent,
+        ticket = builders.ticket(subject=f"T{i}", body="b", from_email=f"c{i}@example.com", intent=intent,
                                        status="awaiting_review")
         run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent,
                                        urgency="normal", sentiment="neutral", language="en",

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client, override_settings
 
+from tests.support import builders
 from triage import blanks, macros, services
 from triage.errors import ApplicationError
 from triage.llm import replies
@@ -50,7 +51,7 @@ def ada() -> User:
 
 @pytest.fixture
 def needs_human() -> Ticket:
-    return Ticket.objects.create(subject="Parcel damaged", body="My order #AB-48213 arrived broken. What now?",
+    return builders.ticket(subject="Parcel damaged", body="My order #AB-48213 arrived broken. What now?",
                                  from_email="ana.lopez@example.com", from_name="Ana Lopez", status="needs_human",
                                  lane="human")
 
@@ -58,7 +59,7 @@ def needs_human() -> Ticket:
 @pytest.fixture
 def drafted() -> Draft:
     intent = Intent.objects.create(name="track_order")
-    ticket = Ticket.objects.create(subject="Where is my order?", body="Nothing yet.", from_email="ana@example.com",
+    ticket = builders.ticket(subject="Where is my order?", body="Nothing yet.", from_email="ana@example.com",
                                    from_name="Ana", status="awaiting_review", intent=intent, lane="mini")
     decision = RouteDecision.objects.create(ticket=ticket, lane="mini", reasons=["within_contract"])
     return Draft.objects.create(ticket=ticket, route_decision=decision, tier="mini", engine="local", model="m",
@@ -296,7 +297,7 @@ def test_placeholders_are_filled_from_the_ticket_and_the_rest_become_blanks(
                 "\n\nAlice",
         "blanks": [],
     }
-    bare = Ticket.objects.create(subject="Hello", body="Something is wrong.", from_email="kim@example.com",
+    bare = builders.ticket(subject="Hello", body="Something is wrong.", from_email="kim@example.com",
                                  from_name="Kim", status="needs_human")
     filled = client.get(f"/tickets/{bare.pk}/macros/{macro.pk}").json()
     assert filled["text"].startswith("Hi Kim [[last name]],\n\nAbout order [[order number]] (")

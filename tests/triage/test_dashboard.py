@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group, User
 from django.db.models import Model
 from django.test import Client
 
+from tests.support import builders
 from triage import dashboard
 from triage.errors import ApplicationError
 from triage.models import (
@@ -57,7 +58,7 @@ def t(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 def ticket(when: dt.datetime, *, lane: str = "", intent: Intent | None = None, status: str = "awaiting_review",
            urgency: str = "normal", due: dt.datetime = FAR, answered: dt.datetime | None = None) -> Ticket:
-    row = Ticket.objects.create(subject="s", body="b", from_email="c@example.com", lane=lane, intent=intent,
+    row = builders.ticket(subject="s", body="b", from_email="c@example.com", lane=lane, intent=intent,
                                 status=status, urgency=urgency, sla_due_at=due, first_response_at=answered)
     return at(row, when)
 

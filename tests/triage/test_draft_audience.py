@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from kb.models import Article
-from tests.support import data
+from tests.support import builders, data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, scripted_tiers
 from triage import controls, learning, reply_memory, services, steps
 from triage.models import Draft, GateResult, Intent, ReplyMemory, ReviewAction, Ticket
@@ -49,7 +49,7 @@ def run(ticket: Ticket) -> Ticket:
 
 
 def new_ticket(body: str = BODY, name: str = "Sam Carter") -> Ticket:
-    return Ticket.objects.create(subject="Password reset email missing", body=body, from_email="sam@example.com",
+    return builders.ticket(subject="Password reset email missing", body=body, from_email="sam@example.com",
                                  from_name=name)
 
 

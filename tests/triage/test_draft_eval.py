@@ -16,6 +16,7 @@ from django.test import Client, override_settings
 
 from kb.models import Article
 from kb.services import article_upsert
+from tests.support import builders
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, tier_settings
 from triage import draft_metrics
 from triage.llm.tiers import cost_usd
@@ -277,7 +278,7 @@ def test_a_ticket_without_an_intent_is_classified_by_the_nano_tier(server: Scrip
 
 def _answered(subject: str, body: str, sent: str, *, lane: str, action: str, user: User) -> Ticket:
     intent = Intent.objects.get_or_create(name="track_order")[0]
-    ticket = Ticket.objects.create(subject=subject, body=body, from_name="Anna Berg", from_email="a@example.org",
+    ticket = builders.ticket(subject=subject, body=body, from_name="Anna Berg", from_email="a@example.org",
                                    intent=intent, lane=lane, status="closed")
     run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent,
                                    urgency="normal", sentiment="neutral", language="en", confidence=0.9, summary="s")

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 
 from tests.conftest import wait_for
-from tests.support import data
+from tests.support import builders, data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, tier_settings
 from triage import corrections
 from triage.models import Correction, EvalRun, Intent, Job, LocalModel, Ticket, TriageRun
@@ -131,7 +131,7 @@ def test_replay_compares_a_candidate_with_production_and_agents_per_lane(admin_u
              ("Refund please", "The lamp came broken and I want my money back.", refund, "mini"),
              ("Parcel missing", "Tracking says delivered but nothing is here.", track, "large")]
     for subject, body, production, lane in texts:
-        ticket = Ticket.objects.create(subject=subject, body=body, from_email="c@example.com", intent=production,
+        ticket = builders.ticket(subject=subject, body=body, from_email="c@example.com", intent=production,
                                        lane=lane, status="awaiting_review")
         TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=production,
                                  urgency="normal", sentiment="neutral", language="en", confidence=0.9, summary="s")

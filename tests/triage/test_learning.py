@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.conftest import wait_for
-from tests.support import data
+from tests.support import builders, data
 from triage import corrections, learning, services, steps
 from triage.errors import ApplicationError
 from triage.models import AuditEvent, Correction, Intent, IntentExample, Job, LocalModel, Ticket, TriageRun
@@ -25,7 +25,7 @@ def agent(db: None) -> User:
 
 
 def _triaged(intent: Intent, *, minutes_ago: int = 2) -> Ticket:
-    ticket = Ticket.objects.create(subject="Where is my parcel", body="It has not arrived after two weeks.",
+    ticket = builders.ticket(subject="Where is my parcel", body="It has not arrived after two weeks.",
                                    from_email="c@example.com", intent=intent, urgency="normal",
                                    sentiment="neutral", status="awaiting_review")
     run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent,

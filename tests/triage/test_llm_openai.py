@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from tests.support import data
+from tests.support import builders, data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion
 from tests.support.scripted_openai import tier_settings as tiers
 from triage import learning, steps
@@ -29,7 +29,7 @@ def server() -> Iterator[ScriptedOpenAI]:
 @pytest.fixture
 def ticket() -> Ticket:
     data.load_taxonomy(per_intent=20)
-    return Ticket.objects.create(subject="Where is my order?", body="Ordered last week, nothing yet.",
+    return builders.ticket(subject="Where is my order?", body="Ordered last week, nothing yet.",
                                  from_email="ana@example.com", from_name="Ana Silva", status="new")
 
 

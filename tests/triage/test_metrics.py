@@ -12,6 +12,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import builders
 from triage.models import (
     Correction,
     Draft,
@@ -33,7 +34,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_count_what_was_stored(client: Client, admin_user: Any) -> None:
-    ticket = Ticket.objects.create(subject="s", body="b", from_email="a@example.com", status="awaiting_review",
+    ticket = builders.ticket(subject="s", body="b", from_email="a@example.com", status="awaiting_review",
                                    lane="large")
     common = {"ticket": ticket, "prompt_id": "classify", "prompt_version": 2}
     ModelCall.objects.create(step="classify", tier="nano", engine="openai", model="m", tokens_in=100, tokens_out=20,
@@ -92,7 +93,7 @@ def test_metrics_carry_the_dashboards_series(client: Client, admin_user: Any) ->
     track = Intent.objects.create(name="track_order")
 
     def ticket(**fields: Any) -> Ticket:
-        return Ticket.objects.create(subject="s", body="b", from_email="c@example.com", **fields)
+        return builders.ticket(subject="s", body="b", from_email="c@example.com", **fields)
 
     met = ticket(intent=track, lane="mini", urgency="urgent", sla_due_at=now - hour, first_response_at=now - 2 * hour)
     late = ticket(lane="large", urgency="urgent", sla_due_at=now - hour)  # unanswered past due: missed

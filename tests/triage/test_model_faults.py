@@ -19,7 +19,7 @@ from django.test import Client, override_settings
 from django.utils.html import escape
 from openai import _base_client
 
-from tests.support import data
+from tests.support import builders, data
 from tests.support.scripted_openai import (
     Reply,
     ScriptedOpenAI,
@@ -190,7 +190,7 @@ def on_wire(server: ScriptedOpenAI, step: str, tier: str) -> int:
 
 
 def new_ticket() -> Ticket:
-    return Ticket.objects.create(subject="Can't log in", body="I forgot my password. How do I reset my password?",
+    return builders.ticket(subject="Can't log in", body="I forgot my password. How do I reset my password?",
                                  from_email="sam@example.com", from_name="Sam Carter")
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
+from tests.support import builders
 from triage import selectors, services, sla
 from triage.errors import ApplicationError
 from triage.models import AuditEvent, Draft, Intent, OutboundEmail, ReviewAction, RouteDecision, Ticket
@@ -31,7 +32,7 @@ def alice() -> User:
 
 def _ticket(subject: str, *, urgency: str = "normal", age_minutes: int = 0, status: str = "awaiting_review",
             **fields: Any) -> Ticket:
-    ticket = Ticket.objects.create(subject=subject, body=f"Message about {subject}", from_email="c@example.com",
+    ticket = builders.ticket(subject=subject, body=f"Message about {subject}", from_email="c@example.com",
                                    urgency=urgency, status=status, **fields)
     if age_minutes:
         created = timezone.now() - timedelta(minutes=age_minutes)

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client, override_settings
 
+from tests.support import builders
 from triage import services
 from triage.errors import ApplicationError
 from triage.models import Draft, Intent, OutboundEmail, ReviewAction, RouteDecision, Ticket, TriageRun
@@ -27,7 +28,7 @@ def agent() -> User:
 @pytest.fixture
 def draft() -> Draft:
     intent = Intent.objects.create(name="track_order")
-    ticket = Ticket.objects.create(subject="Where is my order?", body="Nothing yet.", from_email="ana@example.com",
+    ticket = builders.ticket(subject="Where is my order?", body="Nothing yet.", from_email="ana@example.com",
                                    from_name="Ana", status="awaiting_review", intent=intent, lane="mini")
     run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="tierdesk-local",
                                    intent=intent, urgency="normal", sentiment="neutral", language="en",
@@ -139,7 +140,7 @@ def test_anonymous_visitors_are_sent_to_login(client: Client, draft: Draft) -> N
 def test_the_queue_runs_a_fixed_number_of_queries(client: Client, draft: Draft, agent: User,
                                                   django_assert_num_queries: Any) -> None:
     for i in range(5):
-        Ticket.objects.create(subject=f"T{i}", body="b", from_email="x@example.com", intent=draft.ticket.intent)
+        builders.ticket(subject=f"T{i}", body="b", from_email="x@example.com", intent=draft.ticket.intent)
     client.force_login(agent)
     # session, user, group check, tickets page
     with django_assert_num_queries(4):

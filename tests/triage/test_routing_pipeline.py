@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
-from tests.support import data
+from tests.support import builders, data
 from tests.support.scripted_openai import Reply, ScriptedOpenAI, completion, scripted_tiers, tier_settings
 from triage import controls, learning, steps
 from triage.llm import breaker
@@ -61,7 +61,7 @@ def world() -> None:
 
 
 def new_ticket(body: str = BODY, email: str = "sam@example.com", name: str = "Sam Carter") -> Ticket:
-    return Ticket.objects.create(subject="Can't log in", body=body, from_email=email, from_name=name)
+    return builders.ticket(subject="Can't log in", body=body, from_email=email, from_name=name)
 
 
 def run(ticket: Ticket) -> Ticket:

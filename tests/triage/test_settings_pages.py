@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from tests.support import builders
 from triage import controls
-from triage.models import GateResult, GateRule, PromptVersion, ShadowConfig, Ticket
+from triage.models import GateResult, GateRule, PromptVersion, ShadowConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ def admin_client(client: Client, admin_user: Any) -> Client:
 
 def test_the_gates_page_lists_rules_and_pass_fail_counts_per_gate_and_tier(admin_client: Client) -> None:
     controls.gate_rules_seed()
-    ticket = Ticket.objects.create(subject="s", body="b", from_email="a@example.com")
+    ticket = builders.ticket(subject="s", body="b", from_email="a@example.com")
     GateResult.objects.bulk_create([
         GateResult(ticket=ticket, tier="mini", gate="legal-advice", category="forbidden_advice", passed=False),
         GateResult(ticket=ticket, tier="large", gate="legal-advice", category="forbidden_advice", passed=True),
@@ -77,7 +78,7 @@ def test_switches_refuse_a_similarity_outside_zero_to_one(admin_client: Client) 
 
 
 def test_model_output_is_escaped_on_the_ticket_page(admin_client: Client) -> None:
-    ticket = Ticket.objects.create(subject="<script>alert(1)</script>", body="<img src=x onerror=alert(1)>",
+    ticket = builders.ticket(subject="<script>alert(1)</script>", body="<img src=x onerror=alert(1)>",
                                    from_email="a@example.com")
     html = admin_client.get(f"/tickets/{ticket.pk}/").content.decode()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html

@@ -9,9 +9,10 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from tests.support import builders
 from triage import sla
 from triage.errors import ApplicationError
-from triage.models import AuditEvent, SlaPolicy, Ticket
+from triage.models import AuditEvent, SlaPolicy
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS = {1, 2, 3, 4, 5}
@@ -70,8 +71,8 @@ def _values(**changes: object) -> dict[str, object]:
 @pytest.mark.django_db
 def test_changing_a_target_moves_open_tickets_but_not_answered_ones() -> None:
     admin = User.objects.create_user("ada")
-    open_ticket = Ticket.objects.create(subject="s", body="b", from_email="c@example.com", urgency="high")
-    answered = Ticket.objects.create(subject="s", body="b", from_email="c@example.com", urgency="high",
+    open_ticket = builders.ticket(subject="s", body="b", from_email="c@example.com", urgency="high")
+    answered = builders.ticket(subject="s", body="b", from_email="c@example.com", urgency="high",
                                      status="approved")
     sla.policy_update(user=admin, values=_values(high_minutes=30))
     open_ticket.refresh_from_db()
@@ -81,7 +82,7 @@ def test_changing_a_target_moves_open_tickets_but_not_answered_ones() -> None:
     assert answered.sla_due_at == answered_due
     assert AuditEvent.objects.filter(action="sla.update").count() == 1
     # New tickets use the new target at once in this process.
-    fresh = Ticket.objects.create(subject="s", body="b", from_email="c@example.com", urgency="high")
+    fresh = builders.ticket(subject="s", body="b", from_email="c@example.com", urgency="high")
     assert fresh.sla_due_at - fresh.created_at == dt.timedelta(minutes=30)
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from tests.conftest import wait_for
-from tests.support import data
+from tests.support import builders, data
 from triage import services, tasks
 from triage.models import Ticket
 
@@ -41,10 +41,10 @@ def test_intake_answers_201_when_the_broker_is_down(client: Client, monkeypatch:
 def test_the_sweeper_requeues_a_ticket_whose_task_was_lost(celery_worker: None) -> None:
     data.seed_small()
     # Stored without its task, as if the broker had lost it, and older than the stall window.
-    ticket = Ticket.objects.create(subject="Cancel order", body="Please cancel my order 1234.",
+    ticket = builders.ticket(subject="Cancel order", body="Please cancel my order 1234.",
                                    from_email="b@example.com")
     Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
-    fresh = Ticket.objects.create(subject="Fresh", body="Just arrived.", from_email="c@example.com")
+    fresh = builders.ticket(subject="Fresh", body="Just arrived.", from_email="c@example.com")
 
     assert services.stalled_work_requeue() == 1
     wait_for(lambda: Ticket.objects.get(pk=ticket.pk).status == "awaiting_review", timeout=90)
@@ -67,7 +67,7 @@ def new_ticket() -> Ticket:
 
     data.load_taxonomy(per_intent=20)
     learning.local_model_train()
-    return Ticket.objects.create(subject="Where is my order?", body="Ordered last week, nothing yet.",
+    return builders.ticket(subject="Where is my order?", body="Ordered last week, nothing yet.",
                                  from_email="ana@example.com")
 
 
@@ -127,7 +127,7 @@ def test_a_waiting_ticket_is_requeued_once_per_stall_window_not_once_per_sweep(
     settings.STALLED_AFTER_S = 120
     sent: list[tuple[Any, ...]] = []
     monkeypatch.setattr(tasks.classify_ticket, "apply_async", lambda args, **kw: sent.append(tuple(args)))
-    ticket = Ticket.objects.create(subject="Waiting", body="Still in the queue.", from_email="d@example.com")
+    ticket = builders.ticket(subject="Waiting", body="Still in the queue.", from_email="d@example.com")
     Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
         assert services.stalled_work_requeue() == 1

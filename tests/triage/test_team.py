@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from tests.support import builders
 from triage import team
 from triage.access import role_of
 from triage.errors import ApplicationError
@@ -66,8 +67,8 @@ def test_an_admin_cannot_demote_or_deactivate_themselves(ada: User) -> None:
 
 def test_deactivating_someone_releases_their_open_tickets_and_locks_them_out(ada: User) -> None:
     bea = team.user_create(actor=ada, username="bea", email="", role="agent", password="a-long-first-password-91")
-    open_ticket = Ticket.objects.create(subject="s", body="b", from_email="c@example.com", assignee=bea)
-    done = Ticket.objects.create(subject="s", body="b", from_email="c@example.com", assignee=bea, status="approved")
+    open_ticket = builders.ticket(subject="s", body="b", from_email="c@example.com", assignee=bea)
+    done = builders.ticket(subject="s", body="b", from_email="c@example.com", assignee=bea, status="approved")
     team.user_active_set(actor=ada, user_id=bea.pk, active=False)
     assert Ticket.objects.get(pk=open_ticket.pk).assignee is None
     assert Ticket.objects.get(pk=done.pk).assignee == bea  # history keeps who answered

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from tests.support import builders
 from triage import corrections
 from triage.models import AuditEvent, Intent, Ticket, TicketNote, TriageRun
 
@@ -23,7 +24,7 @@ def agent() -> User:
 def ticket() -> Ticket:
     intent = Intent.objects.create(name="track_order")
     Intent.objects.create(name="get_refund")
-    ticket = Ticket.objects.create(subject="Parcel", body="Where is it?", from_email="c@example.com", intent=intent,
+    ticket = builders.ticket(subject="Parcel", body="Where is it?", from_email="c@example.com", intent=intent,
                                    urgency="normal", sentiment="neutral", status="awaiting_review")
     TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent, urgency="normal",
                              sentiment="neutral", language="en", confidence=0.7, summary="s")

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from tests.support import builders
 from triage import corrections
 from triage.models import (
     AuditEvent,
@@ -51,7 +52,7 @@ def bob() -> User:
 def ticket_with_history(n: int, user: User) -> Ticket:
     """A ticket with `n` of everything its page lists: messages, calls, gates, notes, corrections, reviews…"""
     intent = Intent.objects.get_or_create(name="track_order")[0]
-    ticket = Ticket.objects.create(subject=f"Parcel ({n})", body="Where is it?", from_email="ana@example.com",
+    ticket = builders.ticket(subject=f"Parcel ({n})", body="Where is it?", from_email="ana@example.com",
                                    from_name="Ana", intent=intent, urgency="normal", sentiment="neutral",
                                    status="awaiting_review", lane="mini")
     for i in range(n):

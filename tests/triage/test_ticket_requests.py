@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 
-from tests.support import data
+from tests.support import builders, data
 from tests.support.scripted_openai import ScriptedOpenAI, completion, scripted_tiers
 from triage import controls, corrections, services, steps
 from triage.errors import ApplicationError
@@ -45,7 +45,7 @@ def bob() -> User:
 def drafted_ticket(*, tier: str = "mini") -> Draft:
     intent = Intent.objects.get_or_create(name="track_order")[0]
     Intent.objects.get_or_create(name="get_refund")
-    ticket = Ticket.objects.create(subject="Where is my order?", body="Nothing yet.", from_email="ana@example.com",
+    ticket = builders.ticket(subject="Where is my order?", body="Nothing yet.", from_email="ana@example.com",
                                    from_name="Ana", status="awaiting_review", intent=intent, lane=tier,
                                    urgency="normal", sentiment="neutral")
     run = TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="tierdesk-local",
@@ -111,7 +111,7 @@ def test_escalation_needs_a_reason_and_a_draft_not_already_from_large(agent: Use
 
 @pytest.mark.django_db
 def test_a_ticket_no_tier_classified_cannot_be_escalated(agent: User) -> None:
-    ticket = Ticket.objects.create(subject="?", body="?", from_email="x@example.com", status="needs_human")
+    ticket = builders.ticket(subject="?", body="?", from_email="x@example.com", status="needs_human")
     with pytest.raises(ApplicationError) as err:
         services.ticket_escalate(ticket_id=ticket.pk, user=agent, reason="Please look", expected_revision=None)
     assert err.value.status == 409 and "answer it by hand" in err.value.message
@@ -217,7 +217,7 @@ def world() -> None:
 def _routed_ticket() -> Ticket:
     """A password ticket classified by hand and routed by the real route step (retrieval over the real KB)."""
     intent = Intent.objects.get(name="recover_password")
-    ticket = Ticket.objects.create(subject="Can't log in", from_email="sam@example.com", from_name="Sam Carter",
+    ticket = builders.ticket(subject="Can't log in", from_email="sam@example.com", from_name="Sam Carter",
                                    body="I forgot my password and can't log in. How do I reset my password?",
                                    status="routing", intent=intent, urgency="normal", sentiment="neutral",
                                    language="en")

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.support import builders
 from triage import corrections, evals, learning
 from triage.errors import ApplicationError
 from triage.llm import local, ticket_shape
 from triage.llm.urgency import UrgencyModel, cue_counts, urgency_by_rules
-from triage.models import Intent, IntentExample, Ticket, TriageRun
+from triage.models import Intent, IntentExample, TriageRun
 
 
 @pytest.mark.parametrize(("subject", "body", "kept", "dropped"), [
@@ -238,7 +239,7 @@ def test_an_urgency_correction_labels_the_ticket_for_the_urgency_model(django_us
 
     agent = django_user_model.objects.create_user("agent-u", password="pw")
     intent = Intent.objects.create(name="track_order")
-    ticket = Ticket.objects.create(subject="Parcel", body="Where is it? I need it for Saturday.", from_email="c@example.com",
+    ticket = builders.ticket(subject="Parcel", body="Where is it? I need it for Saturday.", from_email="c@example.com",
                                    intent=intent, urgency="normal", sentiment="neutral", status="awaiting_review")
     TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=intent, urgency="normal",
                              sentiment="neutral", language="en", confidence=0.72, summary="s")
@@ -258,13 +259,13 @@ def test_reviewed_tickets_show_accuracy_per_confidence_band(django_user_model: A
     agent = django_user_model.objects.create_user("agent-r", password="pw")
     right, wrong = Intent.objects.create(name="track_order"), Intent.objects.create(name="get_refund")
     for i, (confidence, final) in enumerate([(0.95, right), (0.93, right), (0.55, wrong), (0.6, right)]):
-        ticket = Ticket.objects.create(subject=f"t{i}", body="b", from_email="c@example.com", intent=final,
+        ticket = builders.ticket(subject=f"t{i}", body="b", from_email="c@example.com", intent=final,
                                        urgency="normal", sentiment="neutral", status="awaiting_review")
         TriageRun.objects.create(ticket=ticket, tier="nano", engine="local", model="m", intent=right,
                                  urgency="normal", sentiment="neutral", language="en", confidence=confidence,
                                  summary="s")
         ReviewAction.objects.create(ticket=ticket, action="compose", user=agent, drafted_text="", final_text="x")
-    Ticket.objects.create(subject="unreviewed", body="b", from_email="c@example.com", intent=right)
+    builders.ticket(subject="unreviewed", body="b", from_email="c@example.com", intent=right)
 
     report = learning.reviewed_calibration(days=30)
 

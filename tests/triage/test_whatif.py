@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from tests.support import data
+from tests.support import builders, data
 from triage import controls, routing, selectors, whatif
 
 COSTS = whatif.Costs(classify={"nano": Decimal("0.0001"), "mini": Decimal("0.0005"), "large": Decimal("0.002")},
@@ -101,13 +101,13 @@ def test_agents_cannot_reach_the_settings(client: Client) -> None:
 @pytest.mark.django_db
 def test_rows_are_reused_until_a_ticket_is_routed_or_reviewed(history: None,
                                                              django_assert_num_queries: Any) -> None:
-    from triage.models import RouteDecision, Ticket
+    from triage.models import RouteDecision
 
     since = controls.whatif_since(30)
     first = selectors.whatif_rows(since=since)
     with django_assert_num_queries(1):  # only the check for anything new
         assert selectors.whatif_rows(since=since) == first
-    ticket = Ticket.objects.create(subject="new", body="b", from_email="n@example.com")
+    ticket = builders.ticket(subject="new", body="b", from_email="n@example.com")
     RouteDecision.objects.create(ticket=ticket, lane="human")  # no triage run: not a what-if row
     assert selectors.whatif_rows(since=since) == first
     from triage.models import Intent, TriageRun

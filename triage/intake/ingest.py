@@ -17,6 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from triage import sla
 from triage.intake.types import InboundEmail
 from triage.models import Customer, Draft, Message, MessageAttachment, OutboundEmail, Ticket
 
@@ -128,7 +129,9 @@ def email_ingest(email: InboundEmail, *, provider: str, event_id: str = "") -> I
                 ticket.save(update_fields=["status", "updated_at"])
                 enqueue("classify_ticket", ticket.pk)
                 return IngestResult(ticket, message, "reopened")
+            now = timezone.now()
             ticket = Ticket.objects.create(
+                created_at=now, sla_due_at=sla.due_at(start=now, urgency=None),
                 subject=(email.subject or "(no subject)")[:500], body=email.reply_text or email.text or "(empty)",
                 from_email=email.from_email or "unknown@invalid", from_name=email.from_name[:200], channel="email",
                 external_id=email.message_id[:200],

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from tests.support import builders
 from triage.intake.mime import parse_mime
 from triage.models import Message, OutboundEmail, ReviewAction, Ticket
 
@@ -25,7 +26,7 @@ def our_replies(django_user_model: Any) -> dict[str, Ticket]:
         email = parse_mime(path.read_bytes())
         for ref in filter(None, [email.in_reply_to, *email.references, email.bounced_message_id]):
             if ref.startswith("tierdesk.") and ref not in ours:
-                ticket = Ticket.objects.create(subject="Earlier question", body="…", from_email="x@example.com",
+                ticket = builders.ticket(subject="Earlier question", body="…", from_email="x@example.com",
                                                status="approved")
                 review = ReviewAction.objects.create(ticket=ticket, user=agent, action="approve", drafted_text="…")
                 OutboundEmail.objects.create(ticket=ticket, review=review, to_email="x@example.com",
