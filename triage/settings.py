@@ -307,13 +307,13 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 # An attempt refused during the lockout does not restart it: the cool-off ends when the page says it does.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "triage.views_auth.locked_out"
+AXES_LOCKOUT_CALLABLE = "triage.views.auth.locked_out"
 AXES_CLIENT_IP_CALLABLE = "triage.throttle.axes_client_ip"
 # The password is never logged by axes; the username and address are, so the security log can be read.
 AXES_SENSITIVE_PARAMETERS: list[str] = []
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AUTHENTICATION_BACKENDS = [
-    "triage.views_auth.LockoutBackend",
+    "triage.views.auth.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 

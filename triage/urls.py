@@ -4,19 +4,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from triage import (
-    views,
-    views_admin,
-    views_auth,
-    views_dashboard,
-    views_evals,
-    views_kb_index,
-    views_macros,
-    views_queue,
-    views_team,
-)
 from triage.api import api
 from triage.intake import views as inbound
+from triage.views import admin as views_admin
+from triage.views import auth as views_auth
+from triage.views import dashboard as views_dashboard
+from triage.views import evals as views_evals
+from triage.views import kb_index as views_kb_index
+from triage.views import macros as views_macros
+from triage.views import queue as views_queue
+from triage.views import team as views_team
+from triage.views import tickets as views
 
 urlpatterns = [
     path("", views_queue.queue, name="queue"),
