@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from celery import current_app
 from django.db import connection, transaction
@@ -71,12 +72,17 @@ def _lock_is_free(key: int) -> bool:
     return acquired
 
 
+def _reembed_task() -> Any:
+    current_app.loader.import_default_modules()  # a web process has not imported the task modules yet
+    return current_app.tasks["kb.reembed_chunks"]
+
+
 def reembed_start(*, batch_size: int | None = None, enqueue: Callable[[int], None] | None = None) -> tuple[ReembedJob, bool]:
     """Start a job for the current settings, or return the active one (re-queued if no worker holds it)."""
     if batch_size is not None and batch_size < 1:
         raise ReembedError("the batch size must be at least 1")
-    # By name from Celery's registry: kb.tasks imports this module to call it.
-    send = enqueue or (lambda job_id: current_app.tasks["kb.reembed_chunks"].delay(job_id))
+    # By name from Celery's registry (loaded in a web process first): kb.tasks imports this module to call it.
+    send = enqueue or (lambda job_id: _reembed_task().delay(job_id))
     config = embedding_config()
     with transaction.atomic():
         with connection.cursor() as cursor:

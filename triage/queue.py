@@ -3,19 +3,33 @@ them all to call them). A task is looked up in Celery's registry, the same objec
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
-from celery import current_app
+from celery import Task, current_app
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
+def _registered() -> None:
+    # A worker imports the task modules when it starts; a web process imports them here, once, the first time
+    # it queues work (Celery's autodiscovery of each app's `tasks` module).
+    current_app.loader.import_default_modules()
+
+
+def task(name: str) -> Task:
+    """The registered task `name` ("triage.classify_ticket", "kb.reembed_chunks"), in any process."""
+    _registered()
+    return current_app.tasks[name]
+
+
 def publish(task_name: str, *args: Any) -> bool:
     """Queue `triage.<task_name>` now, trying the broker once; False (logged) if the broker is unavailable."""
     try:
-        current_app.tasks[f"triage.{task_name}"].apply_async(args=args, retry=False)
+        task(f"triage.{task_name}").apply_async(args=args, retry=False)
     except Exception:  # kombu/redis raise a variety of connection errors
         logger.warning("broker unavailable; %s%r was not queued", task_name, args, exc_info=True)
         return False
