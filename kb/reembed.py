@@ -8,6 +8,7 @@ executions of a job (a redelivered message, a second click) from running at once
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -73,7 +74,7 @@ def _lock_is_free(key: int) -> bool:
 
 
 def _reembed_task() -> Any:
-    current_app.loader.import_default_modules()  # a web process has not imported the task modules yet
+    importlib.import_module("kb.tasks")  # registers the task in a process that has not imported it (a web one)
     return current_app.tasks["kb.reembed_chunks"]
 
 

@@ -4,6 +4,7 @@ them all to call them). A task is looked up in Celery's registry, the same objec
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from typing import Any
 
@@ -13,11 +14,16 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
+# The apps' task modules, by name: a worker imports them when it starts, a web process here.
+TASK_MODULES = ("triage.tasks", "kb.tasks")
+
+
 @functools.cache
 def _registered() -> None:
-    # A worker imports the task modules when it starts; a web process imports them here, once, the first time
-    # it queues work (Celery's autodiscovery of each app's `tasks` module).
-    current_app.loader.import_default_modules()
+    # Once, the first time a process queues work. Not Celery's `import_default_modules`: in a web process that
+    # runs django.setup() again, which configures logging anew and drops the handlers already in place.
+    for module in TASK_MODULES:
+        importlib.import_module(module)
 
 
 def task(name: str) -> Task:
