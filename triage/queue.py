@@ -33,9 +33,11 @@ def task(name: str) -> Task:
 
 
 def publish(task_name: str, *args: Any) -> bool:
-    """Queue `triage.<task_name>` now, trying the broker once; False (logged) if the broker is unavailable."""
+    """Queue `triage.<task_name>` now, trying the broker once; False (logged) if the broker is unavailable.
+    A task name that is not registered is a bug, not an outage: it raises."""
+    registered = task(f"triage.{task_name}")
     try:
-        task(f"triage.{task_name}").apply_async(args=args, retry=False)
+        registered.apply_async(args=args, retry=False)
     except Exception:  # kombu/redis raise a variety of connection errors
         logger.warning("broker unavailable; %s%r was not queued", task_name, args, exc_info=True)
         return False

@@ -20,6 +20,7 @@ from django.utils import timezone
 from triage import sla
 from triage.intake.types import InboundEmail
 from triage.models import Customer, Draft, Message, MessageAttachment, OutboundEmail, Ticket
+from triage.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +105,6 @@ def _record_bounce(email: InboundEmail) -> IngestResult:
 
 
 def email_ingest(email: InboundEmail, *, provider: str, event_id: str = "") -> IngestResult:
-    from triage.queue import enqueue
-
     if email.is_bounce:
         return _record_bounce(email)
     existing = Message.objects.filter(message_id=email.message_id).select_related("ticket").first()
